@@ -1,0 +1,245 @@
+/*
+ * addr.c: parse, format and compare socket addresses (pure functions).
+ *
+ * Listeners are IPv6: "[IPV6]:PORT", brackets required.  Upstreams are
+ * IPv4: "A.B.C.D:PORT", "HOST:PORT", or an IPv4-mapped IPv6 address
+ * "[::ffff:A.B.C.D]:PORT", which means that IPv4 address.
+ */
+#include "config.h"
+
+#include <arpa/inet.h>
+
+#include <ctype.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "addr.h"
+
+/* Longer input than this cannot be a valid address and is refused whole. */
+#define ADDR_INPUTMAX	(ADDR_HOSTMAX + 8)
+
+const char *
+addr_parse_port(const char *s, int allow_zero, uint16_t *port)
+{
+	unsigned long	v = 0;
+	const char	*p;
+
+	if (*s == '\0')
+		return "missing port";
+	for (p = s; *p != '\0'; p++) {
+		if (!isdigit((unsigned char)*p))
+			return "port is not a number";
+		v = v * 10 + (unsigned long)(*p - '0');
+		if (v > 65535)
+			return allow_zero ? "port out of range (0-65535)" :
+			    "port out of range (1-65535)";
+	}
+	if (v == 0 && !allow_zero)
+		return "port out of range (1-65535)";
+	*port = (uint16_t)v;
+	return NULL;
+}
+
+/*
+ * Split "[HOST]:PORT" or "HOST:PORT" at the port colon.  Copies the host
+ * part (without brackets) into host[hostlen] and points *port at the port
+ * text.  *bracketed tells which form it was.
+ */
+static const char *
+addr_split(const char *s, char *host, size_t hostlen, const char **port,
+    int *bracketed)
+{
+	const char	*end, *colon;
+	size_t		 n;
+
+	if (strlen(s) > ADDR_INPUTMAX)
+		return "too long";
+	if (*s == '[') {
+		if ((end = strchr(s, ']')) == NULL)
+			return "missing ']'";
+		if (end[1] != ':')
+			return "missing ':PORT' after ']'";
+		n = (size_t)(end - s - 1);
+		*port = end + 2;
+		*bracketed = 1;
+		s++;
+	} else {
+		if ((colon = strrchr(s, ':')) == NULL)
+			return "missing ':PORT'";
+		if (memchr(s, ':', (size_t)(colon - s)) != NULL)
+			return "IPv6 addresses need brackets: [ADDRESS]:PORT";
+		n = (size_t)(colon - s);
+		*port = colon + 1;
+		*bracketed = 0;
+	}
+	if (n == 0)
+		return "missing address";
+	if (n >= hostlen)
+		return "address too long";
+	memcpy(host, s, n);
+	host[n] = '\0';
+	return NULL;
+}
+
+const char *
+addr_parse_listen(const char *s, struct sockaddr_in6 *sin6)
+{
+	char		 host[ADDR_INPUTMAX + 1];
+	const char	*port, *err;
+	int		 bracketed;
+	uint16_t	 p;
+
+	if ((err = addr_split(s, host, sizeof(host), &port, &bracketed)))
+		return err;
+	if (!bracketed)
+		return "not an IPv6 listen address: write [ADDRESS]:PORT, "
+		    "e.g. [::]:80";
+	memset(sin6, 0, sizeof(*sin6));
+	sin6->sin6_family = AF_INET6;
+	if (strchr(host, '%') != NULL)
+		return "scoped (link-local %zone) addresses are not supported";
+	if (inet_pton(AF_INET6, host, &sin6->sin6_addr) != 1)
+		return "not an IPv6 address";
+	if ((err = addr_parse_port(port, 1, &p)))
+		return err;
+	sin6->sin6_port = htons(p);
+	return NULL;
+}
+
+/*
+ * A host name per RFC 1123: dot-separated labels of letters, digits, '-'
+ * and '_', 1-63 characters each, at most 253 in all, one optional root
+ * dot at the end.  A last label of digits only is refused: that is a
+ * mistyped IPv4 address ("10.0.0.300"), not a name.
+ */
+int
+addr_is_hostname(const char *s)
+{
+	size_t		 len = strlen(s), i, label = 0;
+	int		 digits = 1;
+
+	if (len > 0 && s[len - 1] == '.')
+		len--;			/* fully qualified "host." */
+	if (len == 0 || len > ADDR_HOSTMAX)
+		return 0;
+	for (i = 0; i < len; i++) {
+		if (s[i] == '.') {
+			if (label == 0)
+				return 0;
+			label = 0;
+			digits = 1;
+			continue;
+		}
+		if (!isalnum((unsigned char)s[i]) && s[i] != '-' && s[i] != '_')
+			return 0;
+		if (!isdigit((unsigned char)s[i]))
+			digits = 0;
+		if (++label > 63)
+			return 0;
+	}
+	return label > 0 && !digits;
+}
+
+const char *
+addr_parse_ipv4(const char *s, struct sockaddr_in *sin)
+{
+	memset(sin, 0, sizeof(*sin));
+	sin->sin_family = AF_INET;
+	if (strlen(s) > ADDR_INPUTMAX)
+		return "too long";
+	if (inet_pton(AF_INET, s, &sin->sin_addr) != 1)
+		return "not an IPv4 address";
+	return NULL;
+}
+
+const char *
+addr_parse_upstream(const char *s, struct addr_upstream *au)
+{
+	char			 host[ADDR_INPUTMAX + 1];
+	const char		*port, *err;
+	struct sockaddr_in6	 sin6;
+	int			 bracketed;
+	uint16_t		 p;
+
+	memset(au, 0, sizeof(*au));
+	au->au_sin.sin_family = AF_INET;
+	if ((err = addr_split(s, host, sizeof(host), &port, &bracketed)))
+		return err;
+	if (bracketed) {
+		memset(&sin6, 0, sizeof(sin6));
+		if (inet_pton(AF_INET6, host, &sin6.sin6_addr) != 1)
+			return "not an IPv6 address";
+		if (!addr_unmap(&sin6, &au->au_sin))
+			return "an IPv6 upstream must be IPv4-mapped "
+			    "([::ffff:A.B.C.D]:PORT): upstreams are IPv4";
+	} else if (inet_pton(AF_INET, host, &au->au_sin.sin_addr) != 1) {
+		if (!addr_is_hostname(host))
+			return "not an IPv4 address or host name";
+		memcpy(au->au_host, host, strlen(host) + 1);
+	}
+	if ((err = addr_parse_port(port, 0, &p)))
+		return err;
+	au->au_sin.sin_port = htons(p);
+	return NULL;
+}
+
+/*
+ * If sin6 holds an IPv4-mapped address (::ffff:a.b.c.d), store the IPv4
+ * address and port in sin and return 1; otherwise return 0.
+ */
+int
+addr_unmap(const struct sockaddr_in6 *sin6, struct sockaddr_in *sin)
+{
+	if (!IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr))
+		return 0;
+	memset(sin, 0, sizeof(*sin));
+	sin->sin_family = AF_INET;
+	sin->sin_port = sin6->sin6_port;
+	memcpy(&sin->sin_addr, &sin6->sin6_addr.s6_addr[12], 4);
+	return 1;
+}
+
+/*
+ * Format as "[IPV6]:PORT" or "A.B.C.D:PORT"; IPv4-mapped addresses are
+ * shown as the IPv4 address they carry.  Returns buf.
+ */
+const char *
+addr_format(const struct sockaddr *sa, char *buf, size_t len)
+{
+	char			 a[INET6_ADDRSTRLEN];
+	struct sockaddr_in	 sin;
+	const struct sockaddr_in6 *sin6;
+
+	if (sa->sa_family == AF_INET6) {
+		sin6 = (const struct sockaddr_in6 *)(const void *)sa;
+		if (addr_unmap(sin6, &sin))
+			return addr_format((struct sockaddr *)&sin, buf, len);
+		inet_ntop(AF_INET6, &sin6->sin6_addr, a, sizeof(a));
+		snprintf(buf, len, "[%s]:%u", a, ntohs(sin6->sin6_port));
+	} else if (sa->sa_family == AF_INET) {
+		memcpy(&sin, sa, sizeof(sin));
+		inet_ntop(AF_INET, &sin.sin_addr, a, sizeof(a));
+		snprintf(buf, len, "%s:%u", a, ntohs(sin.sin_port));
+	} else
+		snprintf(buf, len, "(family %d)", sa->sa_family);
+	return buf;
+}
+
+/* Format an upstream as written: "HOST:PORT" or "A.B.C.D:PORT". */
+const char *
+addr_format_upstream(const struct addr_upstream *au, char *buf, size_t len)
+{
+	if (au->au_host[0] != '\0')
+		snprintf(buf, len, "%s:%u", au->au_host,
+		    ntohs(au->au_sin.sin_port));
+	else
+		addr_format((const struct sockaddr *)&au->au_sin, buf, len);
+	return buf;
+}
+
+int
+addr_equal6(const struct sockaddr_in6 *a, const struct sockaddr_in6 *b)
+{
+	return a->sin6_port == b->sin6_port &&
+	    memcmp(&a->sin6_addr, &b->sin6_addr, sizeof(a->sin6_addr)) == 0;
+}

@@ -1,0 +1,546 @@
+/*
+ * conf.c: the configuration file (libconfuse) and the ad-hoc command line,
+ * both turned into an owned struct conf.
+ *
+ * This is the only file that includes <confuse.h>.  Values are checked as
+ * they are parsed (validators registered by path, so errors carry the
+ * line), then copied out; the libconfuse tree is freed before returning.
+ */
+#include "config.h"
+
+#include <arpa/inet.h>
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <confuse.h>
+
+#include "conf.h"
+#include "log.h"
+
+#define CONF_TITLEMAX	64
+
+/* The first error of a parse, formatted by conf_errfunc(). */
+static char	*conf_err;
+static size_t	 conf_errlen;
+
+/*
+ * libconfuse keeps one line per section (where it ends), so the validator
+ * of "bind" notes the line each bind was written on, for the duplicate
+ * check that runs after parsing.
+ */
+struct conf_bindline {
+	struct conf_bindline	*bl_next;
+	const cfg_t		*bl_sec;
+	int			 bl_line;
+};
+static struct conf_bindline *conf_bindlines;
+
+static void
+conf_bindlines_free(void)
+{
+	struct conf_bindline	*bl;
+
+	while ((bl = conf_bindlines) != NULL) {
+		conf_bindlines = bl->bl_next;
+		free(bl);
+	}
+}
+
+static int
+conf_bindline(const cfg_t *sec)
+{
+	const struct conf_bindline	*bl;
+
+	for (bl = conf_bindlines; bl != NULL; bl = bl->bl_next)
+		if (bl->bl_sec == sec)
+			return bl->bl_line;
+	return sec->line;
+}
+
+static void
+conf_errfunc(cfg_t *cfg, const char *fmt, va_list ap)
+{
+	char	msg[CONF_ERRLEN];
+
+	if (conf_err == NULL || conf_err[0] != '\0')
+		return;			/* keep only the first error */
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	if (cfg != NULL && cfg->filename != NULL)
+		snprintf(conf_err, conf_errlen, "%s:%d: %s", cfg->filename,
+		    cfg->line, msg);
+	else
+		snprintf(conf_err, conf_errlen, "%s", msg);
+}
+
+static int
+conf_check_range(cfg_t *cfg, cfg_opt_t *opt, long lo, long hi)
+{
+	long	v = cfg_opt_getnint(opt, cfg_opt_size(opt) - 1);
+
+	if (v < lo || v > hi) {
+		cfg_error(cfg, "%s = %ld: out of range (%ld-%ld)",
+		    cfg_opt_name(opt), v, lo, hi);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+conf_v_connect_timeout(cfg_t *cfg, cfg_opt_t *opt)
+{
+	return conf_check_range(cfg, opt, 1, 3600);
+}
+
+static int
+conf_v_idle_timeout(cfg_t *cfg, cfg_opt_t *opt)
+{
+	return conf_check_range(cfg, opt, 0, 604800);
+}
+
+static int
+conf_v_drain_timeout(cfg_t *cfg, cfg_opt_t *opt)
+{
+	return conf_check_range(cfg, opt, 0, 3600);
+}
+
+static int
+conf_v_max_conns(cfg_t *cfg, cfg_opt_t *opt)
+{
+	return conf_check_range(cfg, opt, 0, 1000000);
+}
+
+static int
+conf_v_log_level(cfg_t *cfg, cfg_opt_t *opt)
+{
+	const char	*v = cfg_opt_getnstr(opt, 0);
+
+	if (v == NULL || log_level_parse(v) == -1) {
+		cfg_error(cfg, "log-level \"%s\": not one of error, warning, "
+		    "notice, info, debug", v ? v : "");
+		return -1;
+	}
+	return 0;
+}
+
+static int
+conf_v_balance(cfg_t *cfg, cfg_opt_t *opt)
+{
+	const char	*v = cfg_opt_getnstr(opt, 0);
+
+	if (v == NULL || (strcmp(v, "first") != 0 &&
+	    strcmp(v, "roundrobin") != 0)) {
+		cfg_error(cfg, "balance \"%s\": not one of first, roundrobin",
+		    v ? v : "");
+		return -1;
+	}
+	return 0;
+}
+
+static int
+conf_v_bind(cfg_t *cfg, cfg_opt_t *opt)
+{
+	struct sockaddr_in6	 sin6;
+	struct conf_bindline	*bl;
+	const char		*v = cfg_opt_getnstr(opt, 0), *err;
+
+	if (v == NULL)
+		v = "";
+	if ((err = addr_parse_listen(v, &sin6)) != NULL) {
+		cfg_error(cfg, "bind \"%s\": %s", v, err);
+		return -1;
+	}
+	if ((bl = calloc(1, sizeof(*bl))) == NULL)
+		fatal("calloc");
+	bl->bl_sec = cfg;
+	bl->bl_line = cfg->line;
+	bl->bl_next = conf_bindlines;
+	conf_bindlines = bl;
+	return 0;
+}
+
+static int
+conf_v_upstream(cfg_t *cfg, cfg_opt_t *opt)
+{
+	struct addr_upstream	 au;
+	const char		*v, *err;
+	unsigned int		 i;
+
+	for (i = 0; i < cfg_opt_size(opt); i++) {
+		if ((v = cfg_opt_getnstr(opt, i)) == NULL)
+			v = "";
+		if ((err = addr_parse_upstream(v, &au)) != NULL) {
+			cfg_error(cfg, "upstream \"%s\": %s", v, err);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int
+conf_v_source(cfg_t *cfg, cfg_opt_t *opt)
+{
+	struct sockaddr_in	 sin;
+	const char		*v = cfg_opt_getnstr(opt, 0), *err;
+
+	if (v == NULL)
+		v = "";
+	if ((err = addr_parse_ipv4(v, &sin)) != NULL) {
+		cfg_error(cfg, "source \"%s\": %s", v, err);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+conf_v_user(cfg_t *cfg, cfg_opt_t *opt)
+{
+	const char	*v = cfg_opt_getnstr(opt, 0);
+
+	if (v == NULL || *v == '\0') {
+		cfg_error(cfg, "user: empty name");
+		return -1;
+	}
+	return 0;
+}
+
+static char *
+conf_strdup(const char *s)
+{
+	char	*p;
+
+	if ((p = strdup(s)) == NULL)
+		fatal("strdup");
+	return p;
+}
+
+static struct conf *
+conf_new(void)
+{
+	struct conf	*conf;
+
+	if ((conf = calloc(1, sizeof(*conf))) == NULL)
+		fatal("calloc");
+	conf->c_log_level = LOG_INFO;
+	conf->c_drain_timeout = CONF_DRAIN_TIMEOUT;
+	TAILQ_INIT(&conf->c_listens);
+	return conf;
+}
+
+static struct listen_conf *
+conf_listen_new(const char *name, int line)
+{
+	struct listen_conf	*lc;
+
+	if ((lc = calloc(1, sizeof(*lc))) == NULL)
+		fatal("calloc");
+	lc->lc_refs = 1;
+	lc->lc_name = conf_strdup(name);
+	lc->lc_line = line;
+	lc->lc_v6only = 1;
+	lc->lc_balance = BALANCE_FIRST;
+	lc->lc_connect_timeout = CONF_CONNECT_TIMEOUT;
+	lc->lc_idle_timeout = CONF_IDLE_TIMEOUT;
+	return lc;
+}
+
+static int
+conf_title_ok(const char *t)
+{
+	size_t	n = strlen(t), i;
+
+	if (n == 0 || n > CONF_TITLEMAX)
+		return 0;
+	for (i = 0; i < n; i++)
+		if (!isalnum((unsigned char)t[i]) && strchr("-_.", t[i]) == NULL)
+			return 0;
+	return 1;
+}
+
+/* Copy one parsed listen section; values were validated while parsing. */
+static struct listen_conf *
+conf_listen_copy(cfg_t *sec, const char *file, char *err, size_t errlen)
+{
+	struct listen_conf	*lc;
+	const char		*title = cfg_title(sec), *v;
+	unsigned int		 i, n;
+
+	if (!conf_title_ok(title)) {
+		snprintf(err, errlen, "%s:%d: listen \"%s\": a title is 1-%d "
+		    "letters, digits, '-', '_' or '.'", file, sec->line, title,
+		    CONF_TITLEMAX);
+		return NULL;
+	}
+	if ((v = cfg_getstr(sec, "bind")) == NULL) {
+		snprintf(err, errlen, "%s:%d: listen %s: missing bind "
+		    "(the section ends here)",
+		    file, sec->line, title);
+		return NULL;
+	}
+	if ((n = cfg_size(sec, "upstream")) == 0) {
+		snprintf(err, errlen, "%s:%d: listen %s: missing upstream "
+		    "(the section ends here)",
+		    file, sec->line, title);
+		return NULL;
+	}
+	lc = conf_listen_new(title, conf_bindline(sec));
+	addr_parse_listen(v, &lc->lc_bind);
+	lc->lc_v6only = cfg_getbool(sec, "v6only") ? 1 : 0;
+	if ((lc->lc_upstreams = calloc(n, sizeof(*lc->lc_upstreams))) == NULL)
+		fatal("calloc");
+	for (i = 0; i < n; i++)
+		addr_parse_upstream(cfg_getnstr(sec, "upstream", i),
+		    &lc->lc_upstreams[i]);
+	lc->lc_nupstreams = n;
+	if (strcmp(cfg_getstr(sec, "balance"), "roundrobin") == 0)
+		lc->lc_balance = BALANCE_ROUNDROBIN;
+	if ((v = cfg_getstr(sec, "source")) != NULL) {
+		addr_parse_ipv4(v, &lc->lc_source);
+		lc->lc_has_source = 1;
+	}
+	lc->lc_connect_timeout = (int)cfg_getint(sec, "connect-timeout");
+	lc->lc_idle_timeout = (int)cfg_getint(sec, "idle-timeout");
+	lc->lc_max_conns = (int)cfg_getint(sec, "max-connections");
+	return lc;
+}
+
+/* Two listeners may not share an address and port (port 0 excepted). */
+static int
+conf_check_duplicates(struct conf *conf, char *err, size_t errlen)
+{
+	struct listen_conf	*a, *b;
+	char			 buf[ADDR_STRLEN];
+
+	TAILQ_FOREACH(b, &conf->c_listens, lc_entry) {
+		if (b->lc_bind.sin6_port == 0)
+			continue;
+		TAILQ_FOREACH(a, &conf->c_listens, lc_entry) {
+			if (a == b)
+				break;
+			if (!addr_equal6(&a->lc_bind, &b->lc_bind))
+				continue;
+			snprintf(err, errlen, "%s:%d: listen %s: bind %s is "
+			    "already used by listen %s (line %d)",
+			    conf->c_file, b->lc_line, b->lc_name,
+			    addr_format((struct sockaddr *)&b->lc_bind, buf,
+			    sizeof(buf)), a->lc_name, a->lc_line);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+struct conf *
+conf_load(const char *file, char *err, size_t errlen)
+{
+	cfg_opt_t listen_opts[] = {
+		CFG_STR("bind", NULL, CFGF_NODEFAULT),
+		CFG_BOOL("v6only", cfg_true, CFGF_NONE),
+		CFG_STR_LIST("upstream", NULL, CFGF_NODEFAULT),
+		CFG_STR("balance", "first", CFGF_NONE),
+		CFG_STR("source", NULL, CFGF_NODEFAULT),
+		CFG_INT("connect-timeout", CONF_CONNECT_TIMEOUT, CFGF_NONE),
+		CFG_INT("idle-timeout", CONF_IDLE_TIMEOUT, CFGF_NONE),
+		CFG_INT("max-connections", 0, CFGF_NONE),
+		CFG_END()
+	};
+	cfg_opt_t opts[] = {
+		CFG_STR("user", NULL, CFGF_NODEFAULT),
+		CFG_STR("log-level", "info", CFGF_NONE),
+		CFG_INT("drain-timeout", CONF_DRAIN_TIMEOUT, CFGF_NONE),
+		CFG_INT("max-connections", 0, CFGF_NONE),
+		CFG_SEC("listen", listen_opts,
+		    CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES),
+		CFG_END()
+	};
+	static const struct {
+		const char	*path;
+		cfg_validate_callback_t fn;
+	} validators[] = {
+		{ "user",			conf_v_user },
+		{ "log-level",			conf_v_log_level },
+		{ "drain-timeout",		conf_v_drain_timeout },
+		{ "max-connections",		conf_v_max_conns },
+		{ "listen|bind",		conf_v_bind },
+		{ "listen|upstream",		conf_v_upstream },
+		{ "listen|balance",		conf_v_balance },
+		{ "listen|source",		conf_v_source },
+		{ "listen|connect-timeout",	conf_v_connect_timeout },
+		{ "listen|idle-timeout",	conf_v_idle_timeout },
+		{ "listen|max-connections",	conf_v_max_conns },
+	};
+	struct conf		*conf = NULL;
+	struct listen_conf	*lc;
+	cfg_t			*cfg, *sec;
+	FILE			*fp;
+	const char		*v;
+	unsigned int		 i, n;
+	int			 rc;
+
+	err[0] = '\0';
+	if ((fp = fopen(file, "r")) == NULL) {
+		snprintf(err, errlen, "%s: %s", file, strerror(errno));
+		return NULL;
+	}
+	if ((cfg = cfg_init(opts, CFGF_NONE)) == NULL)
+		fatal("cfg_init");
+	cfg_set_error_function(cfg, conf_errfunc);
+	for (i = 0; i < sizeof(validators) / sizeof(validators[0]); i++)
+		cfg_set_validate_func(cfg, validators[i].path,
+		    validators[i].fn);
+
+	conf_err = err;
+	conf_errlen = errlen;
+	/* cfg_parse_fp() leaves the file name unset: name it for errors. */
+	free(cfg->filename);
+	cfg->filename = conf_strdup(file);
+	rc = cfg_parse_fp(cfg, fp);
+	fclose(fp);
+	conf_err = NULL;
+	if (rc != CFG_SUCCESS) {
+		if (err[0] == '\0')
+			snprintf(err, errlen, "%s: cannot parse", file);
+		goto out;
+	}
+
+	conf = conf_new();
+	conf->c_file = conf_strdup(file);
+	if ((v = cfg_getstr(cfg, "user")) != NULL)
+		conf->c_user = conf_strdup(v);
+	conf->c_log_level = log_level_parse(cfg_getstr(cfg, "log-level"));
+	conf->c_drain_timeout = (int)cfg_getint(cfg, "drain-timeout");
+	conf->c_max_conns = (int)cfg_getint(cfg, "max-connections");
+
+	if ((n = cfg_size(cfg, "listen")) == 0) {
+		snprintf(err, errlen, "%s: no listen section: nothing to do",
+		    file);
+		goto fail;
+	}
+	for (i = 0; i < n; i++) {
+		sec = cfg_getnsec(cfg, "listen", i);
+		if ((lc = conf_listen_copy(sec, file, err, errlen)) == NULL)
+			goto fail;
+		TAILQ_INSERT_TAIL(&conf->c_listens, lc, lc_entry);
+	}
+	if (conf_check_duplicates(conf, err, errlen) == -1)
+		goto fail;
+	goto out;
+ fail:
+	conf_free(conf);
+	conf = NULL;
+ out:
+	cfg_free(cfg);
+	conf_bindlines_free();
+	return conf;
+}
+
+struct conf *
+conf_adhoc(const char *listen, const char *upstream, char *err, size_t errlen)
+{
+	struct conf		*conf;
+	struct listen_conf	*lc;
+	struct sockaddr_in6	 sin6;
+	struct addr_upstream	 au;
+	const char		*e;
+
+	if ((e = addr_parse_listen(listen, &sin6)) != NULL) {
+		snprintf(err, errlen, "LISTEN \"%s\": %s", listen, e);
+		return NULL;
+	}
+	if ((e = addr_parse_upstream(upstream, &au)) != NULL) {
+		snprintf(err, errlen, "UPSTREAM \"%s\": %s", upstream, e);
+		return NULL;
+	}
+	conf = conf_new();
+	lc = conf_listen_new(CONF_ADHOC_NAME, 0);
+	lc->lc_bind = sin6;
+	if ((lc->lc_upstreams = calloc(1, sizeof(au))) == NULL)
+		fatal("calloc");
+	lc->lc_upstreams[0] = au;
+	lc->lc_nupstreams = 1;
+	TAILQ_INSERT_TAIL(&conf->c_listens, lc, lc_entry);
+	return conf;
+}
+
+struct listen_conf *
+conf_listen_ref(struct listen_conf *lc)
+{
+	lc->lc_refs++;
+	return lc;
+}
+
+void
+conf_listen_unref(struct listen_conf *lc)
+{
+	if (--lc->lc_refs > 0)
+		return;
+	free(lc->lc_name);
+	free(lc->lc_upstreams);
+	free(lc);
+}
+
+void
+conf_free(struct conf *conf)
+{
+	struct listen_conf	*lc;
+
+	if (conf == NULL)
+		return;
+	while ((lc = TAILQ_FIRST(&conf->c_listens)) != NULL) {
+		TAILQ_REMOVE(&conf->c_listens, lc, lc_entry);
+		conf_listen_unref(lc);
+	}
+	free(conf->c_file);
+	free(conf->c_user);
+	free(conf);
+}
+
+/* "A:P,B:P" as written, for logs and -t. */
+const char *
+conf_upstreams_str(const struct listen_conf *lc, char *buf, size_t len)
+{
+	char	one[ADDR_HOSTMAX + 8];
+	size_t	i, off = 0;
+	int	n;
+
+	buf[0] = '\0';
+	for (i = 0; i < lc->lc_nupstreams; i++) {
+		addr_format_upstream(&lc->lc_upstreams[i], one, sizeof(one));
+		n = snprintf(buf + off, len - off, "%s%s", i ? "," : "", one);
+		if (n < 0 || (size_t)n >= len - off)
+			break;
+		off += (size_t)n;
+	}
+	return buf;
+}
+
+/* The effective listeners, one per line, as -t prints them. */
+void
+conf_print(const struct conf *conf, FILE *fp)
+{
+	const struct listen_conf *lc;
+	char			 bind[ADDR_STRLEN], src[ADDR_STRLEN];
+	char			 ups[4096];
+
+	TAILQ_FOREACH(lc, &conf->c_listens, lc_entry) {
+		addr_format((const struct sockaddr *)&lc->lc_bind, bind,
+		    sizeof(bind));
+		src[0] = '\0';
+		if (lc->lc_has_source)
+			inet_ntop(AF_INET, &lc->lc_source.sin_addr, src,
+			    sizeof(src));
+		fprintf(fp, "listen %s: bind %s v6only %s, upstream %s, "
+		    "balance %s, %s%s%sconnect-timeout %d, idle-timeout %d, "
+		    "max-connections %d\n", lc->lc_name, bind,
+		    lc->lc_v6only ? "yes" : "no",
+		    conf_upstreams_str(lc, ups, sizeof(ups)),
+		    lc->lc_balance == BALANCE_ROUNDROBIN ? "roundrobin" : "first",
+		    lc->lc_has_source ? "source " : "", src,
+		    lc->lc_has_source ? ", " : "",
+		    lc->lc_connect_timeout, lc->lc_idle_timeout,
+		    lc->lc_max_conns);
+	}
+}

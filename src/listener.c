@@ -1,0 +1,185 @@
+/*
+ * listener.c: IPv6 listening sockets and the accept loop.
+ *
+ * A listener is armed (its read event added) only while it may accept:
+ * the worker is not stopping, not paused for lack of descriptors, and
+ * neither the global nor the listener's own connection limit is reached.
+ * listener_rearm() recomputes that whenever one of them changes, so an
+ * accept that cannot proceed never spins.
+ */
+#include "config.h"
+
+#include <sys/socket.h>
+#include <netinet/in.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "addr.h"
+#include "conf.h"
+#include "listener.h"
+#include "log.h"
+#include "session.h"
+#include "worker.h"
+
+/* Connections taken from the backlog per readiness event. */
+#define LISTENER_BURST	64
+#define LISTENER_BACKLOG 4096
+
+static void	listener_accept(evutil_socket_t, short, void *);
+
+/*
+ * Create, bind and listen; no event loop needed yet.  On failure, err
+ * says what and where, and NULL is returned.
+ */
+struct listener *
+listener_open(struct listen_conf *lc, char *err, size_t errlen)
+{
+	struct listener	*l;
+	char		 buf[ADDR_STRLEN];
+	socklen_t	 len = sizeof(l->l_addr);
+	int		 fd, on = 1, v6only = lc->lc_v6only;
+
+	addr_format((struct sockaddr *)&lc->lc_bind, buf, sizeof(buf));
+	fd = socket(AF_INET6, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd == -1) {
+		snprintf(err, errlen, "listen %s: socket: %s", lc->lc_name,
+		    strerror(errno));
+		return NULL;
+	}
+	/* Set both options explicitly: never trust the system default. */
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) == -1 ||
+	    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only,
+	    sizeof(v6only)) == -1) {
+		snprintf(err, errlen, "listen %s: setsockopt: %s",
+		    lc->lc_name, strerror(errno));
+		close(fd);
+		return NULL;
+	}
+	if (bind(fd, (struct sockaddr *)&lc->lc_bind, sizeof(lc->lc_bind)) ==
+	    -1 || listen(fd, LISTENER_BACKLOG) == -1) {
+		snprintf(err, errlen, "listen %s: bind %s: %s", lc->lc_name,
+		    buf, strerror(errno));
+		close(fd);
+		return NULL;
+	}
+	if ((l = calloc(1, sizeof(*l))) == NULL)
+		fatal("calloc");
+	l->l_fd = fd;
+	l->l_conf = conf_listen_ref(lc);
+	if (getsockname(fd, (struct sockaddr *)&l->l_addr, &len) == -1)
+		l->l_addr = lc->lc_bind;
+	return l;
+}
+
+void
+listener_start(struct listener *l, struct worker *w)
+{
+	char	addr[ADDR_STRLEN], ups[1024];
+
+	l->l_worker = w;
+	event_assign(&l->l_ev, w->w_base, l->l_fd, EV_READ | EV_PERSIST,
+	    listener_accept, l);
+	TAILQ_INSERT_TAIL(&w->w_listeners, l, l_entry);
+	log_notice("listen %s: listening on %s, upstream %s",
+	    l->l_conf->lc_name,
+	    addr_format((struct sockaddr *)&l->l_addr, addr, sizeof(addr)),
+	    conf_upstreams_str(l->l_conf, ups, sizeof(ups)));
+	listener_rearm(l);
+}
+
+static int
+listener_may_accept(const struct listener *l)
+{
+	const struct listen_conf *lc = l->l_conf;
+
+	if (l->l_fd == -1 || !worker_can_accept(l->l_worker))
+		return 0;
+	return lc->lc_max_conns == 0 ||
+	    l->l_nsessions < (unsigned)lc->lc_max_conns;
+}
+
+void
+listener_rearm(struct listener *l)
+{
+	int	want = listener_may_accept(l);
+
+	if (want == l->l_armed)
+		return;
+	if (want)
+		event_add(&l->l_ev, NULL);
+	else
+		event_del(&l->l_ev);
+	l->l_armed = want;
+}
+
+static void
+listener_accept(evutil_socket_t fd, short what, void *arg)
+{
+	struct listener		*l = arg;
+	struct sockaddr_in6	 peer;
+	socklen_t		 len;
+	int			 i, s;
+
+	(void)what;
+	for (i = 0; i < LISTENER_BURST && listener_may_accept(l); i++) {
+		len = sizeof(peer);
+		s = accept4(fd, (struct sockaddr *)&peer, &len,
+		    SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (s == -1) {
+			switch (errno) {
+			case EAGAIN:
+#if EAGAIN != EWOULDBLOCK
+			case EWOULDBLOCK:
+#endif
+				goto out;
+			case EINTR:
+			case ECONNABORTED:
+			case EPROTO:
+				continue;
+			case EMFILE:
+			case ENFILE:
+			case ENOBUFS:
+			case ENOMEM:
+				worker_fd_exhausted(l->l_worker);
+				goto out;
+			default:
+				log_warn("listen %s: accept", l->l_conf->lc_name);
+				goto out;
+			}
+		}
+		l->l_nsessions++;
+		worker_accepted(l->l_worker);
+		session_start(l, s, &peer);
+	}
+ out:
+	listener_rearm(l);
+}
+
+/* Stop accepting: pending connections in the backlog are refused. */
+void
+listener_close(struct listener *l)
+{
+	if (l->l_fd == -1)
+		return;
+	if (l->l_armed)
+		event_del(&l->l_ev);
+	l->l_armed = 0;
+	close(l->l_fd);
+	l->l_fd = -1;
+}
+
+void
+listener_free(struct listener *l)
+{
+	listener_close(l);
+	if (l->l_worker != NULL)
+		TAILQ_REMOVE(&l->l_worker->w_listeners, l, l_entry);
+	conf_listen_unref(l->l_conf);
+	free(l);
+}

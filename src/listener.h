@@ -1,0 +1,33 @@
+/*
+ * listener.h: one IPv6 listening socket and its accept loop.
+ */
+#ifndef RELAY64_LISTENER_H
+#define RELAY64_LISTENER_H
+
+#include <sys/queue.h>
+#include <netinet/in.h>
+
+#include <event2/event_struct.h>
+
+struct listen_conf;
+struct worker;
+
+struct listener {
+	TAILQ_ENTRY(listener)	 l_entry;
+	struct worker		*l_worker;
+	struct listen_conf	*l_conf;	/* referenced */
+	int			 l_fd;		/* -1 once closed */
+	struct sockaddr_in6	 l_addr;	/* as bound (real port) */
+	struct event		 l_ev;
+	int			 l_armed;
+	unsigned		 l_nsessions;
+	unsigned		 l_rr;		/* round-robin cursor */
+};
+
+struct listener	*listener_open(struct listen_conf *, char *err, size_t);
+void		 listener_start(struct listener *, struct worker *);
+void		 listener_rearm(struct listener *);
+void		 listener_close(struct listener *);
+void		 listener_free(struct listener *);
+
+#endif

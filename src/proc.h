@@ -1,0 +1,17 @@
+/*
+ * proc.h: the process itself: descriptor limit, daemon mode, pid file,
+ * privilege drop.
+ */
+#ifndef RELAY64_PROC_H
+#define RELAY64_PROC_H
+
+#include <sys/types.h>
+
+int	proc_raise_nofile(void);
+int	proc_lookup_user(const char *, uid_t *, gid_t *, char *, size_t);
+int	proc_drop(const char *, uid_t, gid_t, char *, size_t);
+int	proc_daemonize(char *, size_t);
+int	proc_pidfile_write(const char *, char *, size_t);
+void	proc_pidfile_remove(const char *);
+
+#endif

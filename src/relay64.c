@@ -1,0 +1,290 @@
+/*
+ * relay64: relay TCP connections from IPv6 clients to IPv4 upstreams.
+ *
+ * main(): options, configuration, start-up order (bind, detach, drop
+ * privileges, loop), signals and shutdown.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "conf.h"
+#include "listener.h"
+#include "log.h"
+#include "proc.h"
+#include "worker.h"
+
+#define EXIT_RUNTIME	1
+#define EXIT_USAGE	2
+
+#ifndef SYSCONFDIR
+#define SYSCONFDIR	"/etc"
+#endif
+#ifndef RUNSTATEDIR
+#define RUNSTATEDIR	"/run"
+#endif
+
+struct options {
+	const char	*o_config;
+	const char	*o_user;
+	const char	*o_pidfile;
+	int		 o_test;
+	int		 o_once;
+	int		 o_level;	/* -1: from the configuration */
+	int		 o_syslog;
+	int		 o_daemon;
+};
+
+static int	signals_seen;
+
+static void
+usage(FILE *fp)
+{
+	fprintf(fp,
+	    "usage: relay64 [OPTIONS] LISTEN UPSTREAM\n"
+	    "       relay64 [OPTIONS] [-c FILE]\n"
+	    "\n"
+	    "Relay TCP connections from IPv6 clients to an IPv4 upstream.\n"
+	    "  LISTEN    [IPV6]:PORT, e.g. '[::]:2000'\n"
+	    "  UPSTREAM  IPV4:PORT or HOST:PORT, e.g. 192.0.2.1:2000\n"
+	    "\n"
+	    "  -c, --config FILE     configuration file (default %s)\n"
+	    "  -t, --test            check the configuration, print the "
+	    "listeners, exit\n"
+	    "  -u, --user USER       drop to USER after binding\n"
+	    "  -1, --once            serve one connection, then exit\n"
+	    "  -l, --log-level LEVEL error, warning, notice, info or debug\n"
+	    "  -s, --syslog          log to syslog instead of stderr\n"
+	    "  -d, --daemon          detach, log to syslog, write a pid file\n"
+	    "      --pidfile FILE    pid file for --daemon (default %s)\n"
+	    "  -V, --version         print the version and exit\n"
+	    "  -h, --help            print this help and exit\n",
+	    SYSCONFDIR "/relay64.conf", RUNSTATEDIR "/relay64.pid");
+}
+
+static void __attribute__((noreturn, format(printf, 1, 2)))
+usage_error(const char *fmt, ...)
+{
+	va_list	ap;
+
+	fputs("relay64: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputs("\nTry 'relay64 --help' for more information.\n", stderr);
+	exit(EXIT_USAGE);
+}
+
+static void
+parse_options(int argc, char *argv[], struct options *o)
+{
+	enum { OPT_PIDFILE = 256 };
+	static const struct option longopts[] = {
+		{ "config",	required_argument,	NULL, 'c' },
+		{ "test",	no_argument,		NULL, 't' },
+		{ "user",	required_argument,	NULL, 'u' },
+		{ "once",	no_argument,		NULL, '1' },
+		{ "log-level",	required_argument,	NULL, 'l' },
+		{ "syslog",	no_argument,		NULL, 's' },
+		{ "daemon",	no_argument,		NULL, 'd' },
+		{ "pidfile",	required_argument,	NULL, OPT_PIDFILE },
+		{ "version",	no_argument,		NULL, 'V' },
+		{ "help",	no_argument,		NULL, 'h' },
+		{ NULL,		0,			NULL, 0 }
+	};
+	int	ch;
+
+	memset(o, 0, sizeof(*o));
+	o->o_level = -1;
+	o->o_pidfile = RUNSTATEDIR "/relay64.pid";
+	opterr = 0;
+	while ((ch = getopt_long(argc, argv, ":c:tu:1l:sdVh", longopts,
+	    NULL)) != -1) {
+		switch (ch) {
+		case 'c':
+			o->o_config = optarg;
+			break;
+		case 't':
+			o->o_test = 1;
+			break;
+		case 'u':
+			if (*optarg == '\0')
+				usage_error("--user: empty name");
+			o->o_user = optarg;
+			break;
+		case '1':
+			o->o_once = 1;
+			break;
+		case 'l':
+			if ((o->o_level = log_level_parse(optarg)) == -1)
+				usage_error("--log-level \"%s\": not one of "
+				    "error, warning, notice, info, debug",
+				    optarg);
+			break;
+		case 's':
+			o->o_syslog = 1;
+			break;
+		case 'd':
+			o->o_daemon = 1;
+			break;
+		case OPT_PIDFILE:
+			o->o_pidfile = optarg;
+			break;
+		case 'V':
+			printf("relay64 %s\n", PACKAGE_VERSION);
+			exit(0);
+		case 'h':
+			usage(stdout);
+			exit(0);
+		case ':':
+			usage_error("option %s needs an argument",
+			    argv[optind - 1]);
+		default:
+			if (optopt != 0)
+				usage_error("unknown option -%c", optopt);
+			usage_error("unknown option %s", argv[optind - 1]);
+		}
+	}
+}
+
+static void
+signal_stop(evutil_socket_t sig, short what, void *arg)
+{
+	struct worker	*w = arg;
+
+	(void)what;
+	if (signals_seen++ == 0) {
+		log_notice("%s: stopping", strsignal((int)sig));
+		worker_stop(w);
+	} else {
+		log_notice("%s again: closing every session now",
+		    strsignal((int)sig));
+		worker_halt(w);
+	}
+}
+
+static void
+signal_hup(evutil_socket_t sig, short what, void *arg)
+{
+	(void)sig;
+	(void)what;
+	(void)arg;
+	log_notice("SIGHUP: reloading the configuration is not supported "
+	    "by this version; ignored");
+}
+
+int
+main(int argc, char *argv[])
+{
+	struct options	 o;
+	struct conf	*conf;
+	struct listen_conf *lc;
+	struct listener	**ls = NULL;
+	struct worker	*w;
+	struct event	*sigs[3];
+	char		 err[CONF_ERRLEN];
+	const char	*user;
+	size_t		 i, nl = 0;
+	uid_t		 uid = 0;
+	gid_t		 gid = 0;
+	int		 nargs;
+
+	parse_options(argc, argv, &o);
+	nargs = argc - optind;
+	if (nargs == 2) {
+		if (o.o_config != NULL)
+			usage_error("LISTEN UPSTREAM and -c exclude each other");
+		conf = conf_adhoc(argv[optind], argv[optind + 1], err,
+		    sizeof(err));
+	} else if (nargs == 0) {
+		conf = conf_load(o.o_config ? o.o_config :
+		    SYSCONFDIR "/relay64.conf", err, sizeof(err));
+	} else if (nargs == 1)
+		usage_error("UPSTREAM missing after LISTEN \"%s\"",
+		    argv[optind]);
+	else
+		usage_error("too many arguments: \"%s\"", argv[optind + 2]);
+	if (conf == NULL) {
+		fprintf(stderr, "relay64: %s\n", err);
+		return EXIT_USAGE;
+	}
+	if (o.o_level != -1)
+		conf->c_log_level = o.o_level;
+	user = o.o_user ? o.o_user : conf->c_user;
+	if (user != NULL && proc_lookup_user(user, &uid, &gid, err,
+	    sizeof(err)) == -1) {
+		fprintf(stderr, "relay64: %s\n", err);
+		conf_free(conf);
+		return EXIT_USAGE;
+	}
+	if (o.o_test) {
+		conf_print(conf, stdout);
+		puts("configuration OK");
+		conf_free(conf);
+		return 0;
+	}
+
+	log_init(conf->c_log_level, o.o_syslog || o.o_daemon);
+	signal(SIGPIPE, SIG_IGN);
+	if (proc_raise_nofile() == -1)
+		log_warn("cannot raise the descriptor limit");
+
+	/* Bind first, while we may still be privileged. */
+	TAILQ_FOREACH(lc, &conf->c_listens, lc_entry)
+		nl++;
+	if ((ls = calloc(nl, sizeof(*ls))) == NULL)
+		fatal("calloc");
+	nl = 0;
+	TAILQ_FOREACH(lc, &conf->c_listens, lc_entry) {
+		if ((ls[nl] = listener_open(lc, err, sizeof(err))) == NULL) {
+			log_error("%s", err);
+			while (nl > 0)
+				listener_free(ls[--nl]);
+			free(ls);
+			conf_free(conf);
+			return EXIT_RUNTIME;
+		}
+		nl++;
+	}
+	if (o.o_daemon && (proc_daemonize(err, sizeof(err)) == -1 ||
+	    proc_pidfile_write(o.o_pidfile, err, sizeof(err)) == -1))
+		fatalx("%s", err);
+	if (user != NULL && proc_drop(user, uid, gid, err, sizeof(err)) == -1)
+		fatalx("%s: refusing to run on", err);
+
+	w = worker_new();
+	w->w_max_conns = (unsigned)conf->c_max_conns;
+	w->w_once = o.o_once;
+	w->w_drain_timeout = conf->c_drain_timeout;
+	for (i = 0; i < nl; i++)
+		listener_start(ls[i], w);
+	free(ls);
+
+	sigs[0] = evsignal_new(w->w_base, SIGTERM, signal_stop, w);
+	sigs[1] = evsignal_new(w->w_base, SIGINT, signal_stop, w);
+	sigs[2] = evsignal_new(w->w_base, SIGHUP, signal_hup, w);
+	for (i = 0; i < 3; i++)
+		if (sigs[i] == NULL || evsignal_add(sigs[i], NULL) == -1)
+			fatalx("cannot install signal handlers");
+
+	if (event_base_dispatch(w->w_base) == -1)
+		log_error("event loop failed");
+	log_notice("stopped");
+
+	for (i = 0; i < 3; i++)
+		event_free(sigs[i]);
+	worker_free(w);
+	conf_free(conf);
+	if (o.o_daemon)
+		proc_pidfile_remove(o.o_pidfile);
+	return 0;
+}

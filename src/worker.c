@@ -1,0 +1,215 @@
+/*
+ * worker.c: one event loop, its listeners and its sessions.
+ */
+#include "config.h"
+
+#include <sys/random.h>
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <event2/dns.h>
+#include <event2/event.h>
+
+#include "listener.h"
+#include "log.h"
+#include "session.h"
+#include "worker.h"
+
+/* How long accepting pauses after running out of descriptors. */
+#define WORKER_FDPAUSE_SEC	1
+
+static void	worker_resume(evutil_socket_t, short, void *);
+static void	worker_drained(evutil_socket_t, short, void *);
+
+struct worker *
+worker_new(void)
+{
+	struct event_config	*cfg;
+	struct worker		*w;
+	uint32_t		 seed;
+
+	if ((w = calloc(1, sizeof(*w))) == NULL)
+		fatal("calloc");
+	if ((w->w_scratch = malloc(WORKER_SCRATCH)) == NULL)
+		fatal("malloc");
+	if ((cfg = event_config_new()) == NULL)
+		fatalx("event_config_new failed");
+	/* One thread per loop: libevent needs no locks. */
+	event_config_set_flag(cfg, EVENT_BASE_FLAG_NOLOCK);
+	if ((w->w_base = event_base_new_with_config(cfg)) == NULL)
+		fatalx("cannot create the event loop");
+	event_config_free(cfg);
+	TAILQ_INIT(&w->w_listeners);
+	LIST_INIT(&w->w_sessions);
+	evtimer_assign(&w->w_resume, w->w_base, worker_resume, w);
+	evtimer_assign(&w->w_drain, w->w_base, worker_drained, w);
+	/* Session ids: a random high half, so ids differ across restarts. */
+	if (getrandom(&seed, sizeof(seed), GRND_NONBLOCK) != sizeof(seed))
+		seed = (uint32_t)time(NULL);
+	w->w_idbase = (uint64_t)seed << 32;
+	return w;
+}
+
+void
+worker_free(struct worker *w)
+{
+	struct listener	*l;
+
+	worker_halt(w);
+	while ((l = TAILQ_FIRST(&w->w_listeners)) != NULL)
+		listener_free(l);
+	event_del(&w->w_resume);
+	event_del(&w->w_drain);
+	if (w->w_dns != NULL)
+		evdns_base_free(w->w_dns, 0);
+	event_base_free(w->w_base);
+	free(w->w_scratch);
+	free(w);
+}
+
+/* The resolver, created on first use: only host-name upstreams need it. */
+struct evdns_base *
+worker_dns(struct worker *w)
+{
+	int	rc;
+
+	if (w->w_dns != NULL)
+		return w->w_dns;
+	if ((w->w_dns = evdns_base_new(w->w_base, 0)) == NULL)
+		fatalx("cannot create the DNS resolver");
+	rc = evdns_base_resolv_conf_parse(w->w_dns, DNS_OPTIONS_ALL,
+	    "/etc/resolv.conf");
+	if (rc != 0)
+		log_warnx("/etc/resolv.conf: cannot use it (error %d): host "
+		    "names resolve from /etc/hosts only", rc);
+	if (evdns_base_load_hosts(w->w_dns, NULL) != 0)
+		log_debug("/etc/hosts: cannot load it");
+	return w->w_dns;
+}
+
+uint64_t
+worker_session_id(struct worker *w)
+{
+	return w->w_idbase | (++w->w_idnext & 0xffffffffu);
+}
+
+/* May any listener of this worker accept now? */
+int
+worker_can_accept(struct worker *w)
+{
+	if (w->w_stopping || w->w_fdpause)
+		return 0;
+	return w->w_max_conns == 0 || w->w_nsessions < w->w_max_conns;
+}
+
+void
+worker_rearm(struct worker *w)
+{
+	struct listener	*l;
+
+	TAILQ_FOREACH(l, &w->w_listeners, l_entry)
+		listener_rearm(l);
+}
+
+void
+worker_accepted(struct worker *w)
+{
+	struct listener	*l;
+
+	w->w_nsessions++;
+	if (!w->w_once)
+		return;
+	/* --once: this is the one connection; accept no other. */
+	w->w_stopping = 1;
+	TAILQ_FOREACH(l, &w->w_listeners, l_entry)
+		listener_close(l);
+}
+
+/*
+ * Out of descriptors (or kernel memory): stop accepting everywhere for a
+ * while, keep the sessions we have, and resume by timer.  Without the
+ * pause, a level-triggered listener would fire again at once, forever.
+ */
+void
+worker_fd_exhausted(struct worker *w)
+{
+	struct timeval	tv = { WORKER_FDPAUSE_SEC, 0 };
+
+	if (w->w_fdpause)
+		return;
+	log_warn("accept paused for %d s with %u sessions open",
+	    WORKER_FDPAUSE_SEC, w->w_nsessions);
+	w->w_fdpause = 1;
+	evtimer_add(&w->w_resume, &tv);
+	worker_rearm(w);
+}
+
+static void
+worker_resume(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker	*w = arg;
+
+	(void)fd;
+	(void)what;
+	w->w_fdpause = 0;
+	worker_rearm(w);
+}
+
+void
+worker_session_ended(struct worker *w)
+{
+	w->w_nsessions--;
+	if (w->w_stopping) {
+		if (w->w_nsessions == 0)
+			event_base_loopexit(w->w_base, NULL);
+		return;
+	}
+	worker_rearm(w);
+}
+
+/*
+ * Stop accepting at once (pending connections are refused), then let open
+ * sessions finish for up to w_drain_timeout seconds.
+ */
+void
+worker_stop(struct worker *w)
+{
+	struct listener	*l;
+	struct timeval	 tv = { w->w_drain_timeout, 0 };
+
+	w->w_stopping = 1;
+	TAILQ_FOREACH(l, &w->w_listeners, l_entry)
+		listener_close(l);
+	if (w->w_nsessions == 0) {
+		event_base_loopexit(w->w_base, NULL);
+		return;
+	}
+	log_notice("stopping: %u sessions open, draining up to %d s",
+	    w->w_nsessions, w->w_drain_timeout);
+	evtimer_add(&w->w_drain, &tv);
+}
+
+static void
+worker_drained(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker	*w = arg;
+
+	(void)fd;
+	(void)what;
+	log_notice("drain timeout: closing %u sessions", w->w_nsessions);
+	worker_halt(w);
+}
+
+/* Close every session now and leave the loop. */
+void
+worker_halt(struct worker *w)
+{
+	struct session	*s;
+
+	w->w_stopping = 1;
+	while ((s = LIST_FIRST(&w->w_sessions)) != NULL)
+		session_close(s, "shutdown");
+	event_base_loopexit(w->w_base, NULL);
+}

@@ -1,0 +1,1 @@
+# Integration tests (Python, real daemon on loopback).

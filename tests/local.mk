@@ -1,0 +1,24 @@
+# Tests: C unit tests for the pure code, Python integration tests that start
+# the real daemon on loopback.  Run by `make check`.
+TEST_EXTENSIONS = .py
+PY_LOG_COMPILER = $(PYTHON3)
+AM_TESTS_ENVIRONMENT = \
+	RELAY64='$(abs_top_builddir)/src/relay64'; export RELAY64; \
+	PYTHONPATH='$(abs_top_srcdir)/tests/lib'; export PYTHONPATH; \
+	PYTHONDONTWRITEBYTECODE=1; export PYTHONDONTWRITEBYTECODE;
+if SANITIZERS
+AM_TESTS_ENVIRONMENT += \
+	RELAY64_SANITIZED=1; export RELAY64_SANITIZED; \
+	ASAN_OPTIONS='detect_leaks=1:abort_on_error=0:exitcode=99'; export ASAN_OPTIONS; \
+	UBSAN_OPTIONS='print_stacktrace=1:halt_on_error=1:exitcode=99'; export UBSAN_OPTIONS;
+endif
+
+check_PROGRAMS += tests/unit_addr
+tests_unit_addr_SOURCES = tests/unit_addr.c tests/unit.h src/addr.c src/addr.h
+tests_unit_addr_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/src
+TESTS += tests/unit_addr
+
+EXTRA_DIST += tests/setup-debian tests/suite
+
+include tests/integration.mk
+include tests/bench.mk

@@ -1,0 +1,246 @@
+/*
+ * unit_addr.c: address parsing and formatting (src/addr.c).
+ */
+#include "config.h"
+
+#include <arpa/inet.h>
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "addr.h"
+#include "unit.h"
+
+static const char *
+fmt(const struct sockaddr *sa)
+{
+	static char	buf[ADDR_STRLEN];
+
+	return addr_format(sa, buf, sizeof(buf));
+}
+
+/* Parse a listen address; on success return its formatted form. */
+static const char *
+listen_rt(const char *in, const char **err)
+{
+	static struct sockaddr_in6	sin6;
+
+	if ((*err = addr_parse_listen(in, &sin6)) != NULL)
+		return NULL;
+	return fmt((struct sockaddr *)&sin6);
+}
+
+static void
+test_listen(void)
+{
+	static const struct {
+		const char	*in, *out, *err;
+	} cases[] = {
+		{ "[::]:2000", "[::]:2000", NULL },
+		{ "[::1]:0", "[::1]:0", NULL },
+		{ "[::1]:1", "[::1]:1", NULL },
+		{ "[2001:db8::1]:65535", "[2001:db8::1]:65535", NULL },
+		{ "[2001:DB8:0:0::1]:80", "[2001:db8::1]:80", NULL },
+		{ "[::1]:65536", NULL, "port out of range (0-65535)" },
+		{ "[::1]:99999999999999999999", NULL,
+		    "port out of range (0-65535)" },
+		{ "[::1]:junk", NULL, "port is not a number" },
+		{ "[::1]:-1", NULL, "port is not a number" },
+		{ "[::1]:+80", NULL, "port is not a number" },
+		{ "[::1]: 80", NULL, "port is not a number" },
+		{ "[::1]:", NULL, "missing port" },
+		{ "[::1]", NULL, "missing ':PORT' after ']'" },
+		{ "[::1:80", NULL, "missing ']'" },
+		{ "[]:80", NULL, "missing address" },
+		{ "::1:80", NULL, "IPv6 addresses need brackets: [ADDRESS]:PORT" },
+		{ "127.0.0.1:80", NULL, "not an IPv6 listen address: write "
+		    "[ADDRESS]:PORT, e.g. [::]:80" },
+		{ "[127.0.0.1]:80", NULL, "not an IPv6 address" },
+		{ "[fe80::1%eth0]:80", NULL, "scoped (link-local %zone) "
+		    "addresses are not supported" },
+		{ "[::g]:80", NULL, "not an IPv6 address" },
+		{ "", NULL, "missing ':PORT'" },
+	};
+	const char	*out, *err;
+	size_t		 i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		out = listen_rt(cases[i].in, &err);
+		CHECK_STR(err, cases[i].err, "listen \"%s\" error", cases[i].in);
+		CHECK_STR(out, cases[i].out, "listen \"%s\" value", cases[i].in);
+	}
+}
+
+static void
+test_listen_overlong(void)
+{
+	char			 big[4096];
+	struct sockaddr_in6	 sin6;
+
+	memset(big, '1', sizeof(big) - 1);
+	big[0] = '[';
+	big[sizeof(big) - 1] = '\0';
+	CHECK_STR(addr_parse_listen(big, &sin6), "too long", "4 KiB listen");
+	CHECK_STR(addr_parse_upstream(big + 1,
+	    &(struct addr_upstream){ .au_host = "" }), "too long",
+	    "4 KiB upstream");
+}
+
+static void
+test_upstream(void)
+{
+	static const struct {
+		const char	*in, *host, *out, *err;
+	} cases[] = {
+		{ "192.0.2.1:2000", "", "192.0.2.1:2000", NULL },
+		{ "127.0.0.1:1", "", "127.0.0.1:1", NULL },
+		{ "127.0.0.1:65535", "", "127.0.0.1:65535", NULL },
+		{ "[::ffff:192.0.2.7]:80", "", "192.0.2.7:80", NULL },
+		{ "[::FFFF:c000:207]:80", "", "192.0.2.7:80", NULL },
+		{ "localhost:80", "localhost", "localhost:80", NULL },
+		{ "db-1.example.org:5432", "db-1.example.org",
+		    "db-1.example.org:5432", NULL },
+		{ "example.org.:80", "example.org.", "example.org.:80", NULL },
+		{ "10.0.0.300:80", NULL, NULL,
+		    "not an IPv4 address or host name" },
+		{ "1.2.3:80", NULL, NULL, "not an IPv4 address or host name" },
+		{ "01.2.3.4:80", NULL, NULL, "not an IPv4 address or host name" },
+		{ "a..b:80", NULL, NULL, "not an IPv4 address or host name" },
+		{ "-bad!:80", NULL, NULL, "not an IPv4 address or host name" },
+		{ "127.0.0.1:0", NULL, NULL, "port out of range (1-65535)" },
+		{ "127.0.0.1:65536", NULL, NULL, "port out of range (1-65535)" },
+		{ "127.0.0.1:x", NULL, NULL, "port is not a number" },
+		{ "127.0.0.1", NULL, NULL, "missing ':PORT'" },
+		{ "[2001:db8::1]:80", NULL, NULL, "an IPv6 upstream must be "
+		    "IPv4-mapped ([::ffff:A.B.C.D]:PORT): upstreams are IPv4" },
+		{ "2001:db8::1:80", NULL, NULL,
+		    "IPv6 addresses need brackets: [ADDRESS]:PORT" },
+	};
+	struct addr_upstream	 au;
+	char			 buf[ADDR_HOSTMAX + 8];
+	const char		*err;
+	size_t			 i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		err = addr_parse_upstream(cases[i].in, &au);
+		CHECK_STR(err, cases[i].err, "upstream \"%s\" error",
+		    cases[i].in);
+		if (err != NULL || cases[i].err != NULL)
+			continue;
+		CHECK_STR(au.au_host, cases[i].host, "upstream \"%s\" host",
+		    cases[i].in);
+		CHECK_STR(addr_format_upstream(&au, buf, sizeof(buf)),
+		    cases[i].out, "upstream \"%s\" format", cases[i].in);
+		CHECK(au.au_sin.sin_family == AF_INET, "upstream family");
+	}
+}
+
+static void
+test_hostname(void)
+{
+	char	name[300];
+
+	CHECK(addr_is_hostname("a"), "single letter");
+	CHECK(addr_is_hostname("host1"), "host1");
+	CHECK(!addr_is_hostname(""), "empty");
+	CHECK(!addr_is_hostname("."), "root dot alone");
+	CHECK(!addr_is_hostname("1.2.3.4"), "digits last label");
+	CHECK(addr_is_hostname("1.2.3.x4"), "alnum last label");
+	memset(name, 'a', 63);
+	name[63] = '\0';
+	CHECK(addr_is_hostname(name), "63-letter label");
+	memset(name, 'a', 64);
+	name[64] = '\0';
+	CHECK(!addr_is_hostname(name), "64-letter label");
+	memset(name, 'a', 253);
+	for (int i = 60; i < 253; i += 61)
+		name[i] = '.';
+	name[253] = '\0';
+	CHECK(addr_is_hostname(name), "253 characters");
+	name[253] = 'a';
+	name[254] = '\0';
+	CHECK(!addr_is_hostname(name), "254 characters");
+}
+
+static void
+test_port(void)
+{
+	uint16_t	p = 7;
+
+	CHECK_STR(addr_parse_port("0", 1, &p), NULL, "0 allowed");
+	CHECK(p == 0, "0 parsed");
+	CHECK_STR(addr_parse_port("0", 0, &p), "port out of range (1-65535)",
+	    "0 refused");
+	CHECK_STR(addr_parse_port("65535", 0, &p), NULL, "65535");
+	CHECK(p == 65535, "65535 parsed");
+	CHECK_STR(addr_parse_port("00080", 0, &p), NULL, "leading zeros");
+	CHECK(p == 80, "00080 parsed");
+	CHECK_STR(addr_parse_port("65536", 0, &p),
+	    "port out of range (1-65535)", "65536");
+	CHECK_STR(addr_parse_port("", 0, &p), "missing port", "empty");
+	CHECK_STR(addr_parse_port("8o", 0, &p), "port is not a number", "8o");
+}
+
+static void
+test_ipv4(void)
+{
+	struct sockaddr_in	sin;
+
+	CHECK_STR(addr_parse_ipv4("192.0.2.1", &sin), NULL, "source");
+	CHECK(sin.sin_port == 0 && sin.sin_family == AF_INET, "source port");
+	CHECK_STR(addr_parse_ipv4("192.0.2.1:80", &sin),
+	    "not an IPv4 address", "source with port");
+	CHECK_STR(addr_parse_ipv4("::1", &sin), "not an IPv4 address",
+	    "source IPv6");
+}
+
+static void
+test_unmap_format(void)
+{
+	struct sockaddr_in6	sin6;
+	struct sockaddr_in	sin;
+
+	memset(&sin6, 0, sizeof(sin6));
+	sin6.sin6_family = AF_INET6;
+	sin6.sin6_port = htons(51234);
+	inet_pton(AF_INET6, "::ffff:198.51.100.9", &sin6.sin6_addr);
+	CHECK(addr_unmap(&sin6, &sin) == 1, "mapped unmaps");
+	CHECK_STR(fmt((struct sockaddr *)&sin), "198.51.100.9:51234",
+	    "unmapped");
+	CHECK_STR(fmt((struct sockaddr *)&sin6), "198.51.100.9:51234",
+	    "mapped formats as IPv4");
+	inet_pton(AF_INET6, "2001:db8::9", &sin6.sin6_addr);
+	CHECK(addr_unmap(&sin6, &sin) == 0, "plain IPv6 does not unmap");
+	CHECK_STR(fmt((struct sockaddr *)&sin6), "[2001:db8::9]:51234",
+	    "IPv6 format");
+	inet_pton(AF_INET6, "::192.0.2.1", &sin6.sin6_addr);
+	CHECK(addr_unmap(&sin6, &sin) == 0, "IPv4-compatible is not mapped");
+}
+
+static void
+test_equal(void)
+{
+	struct sockaddr_in6	a, b;
+
+	addr_parse_listen("[::1]:80", &a);
+	addr_parse_listen("[0::1]:80", &b);
+	CHECK(addr_equal6(&a, &b), "same address, two spellings");
+	addr_parse_listen("[::1]:81", &b);
+	CHECK(!addr_equal6(&a, &b), "different port");
+	addr_parse_listen("[::]:80", &b);
+	CHECK(!addr_equal6(&a, &b), "different address");
+}
+
+int
+main(void)
+{
+	test_listen();
+	test_listen_overlong();
+	test_upstream();
+	test_hostname();
+	test_port();
+	test_ipv4();
+	test_unmap_format();
+	test_equal();
+	return unit_result();
+}

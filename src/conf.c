@@ -20,8 +20,10 @@
 
 #include "conf.h"
 #include "log.h"
+#include "proxyhdr.h"
 
 #define CONF_TITLEMAX	64
+#define CONF_FILEMAX	(4 * 1024 * 1024)
 
 /* The first error of a parse, formatted by conf_errfunc(). */
 static char	*conf_err;
@@ -140,6 +142,60 @@ conf_v_balance(cfg_t *cfg, cfg_opt_t *opt)
 	return 0;
 }
 
+/* "off", "v1" or "v2" to enum proxyhdr_version; -1 when neither. */
+int
+conf_proxy_parse(const char *v)
+{
+	if (strcmp(v, "off") == 0)
+		return PROXYHDR_OFF;
+	if (strcmp(v, "v1") == 0)
+		return PROXYHDR_V1;
+	if (strcmp(v, "v2") == 0)
+		return PROXYHDR_V2;
+	return -1;
+}
+
+static int
+conf_v_proxy(cfg_t *cfg, cfg_opt_t *opt)
+{
+	const char	*v = cfg_opt_getnstr(opt, 0);
+
+	if (v == NULL || conf_proxy_parse(v) == -1) {
+		cfg_error(cfg, "proxy-protocol \"%s\": not one of off, v1, v2",
+		    v ? v : "");
+		return -1;
+	}
+	return 0;
+}
+
+static unsigned
+conf_tlv_parse(const char *v)
+{
+	if (strcmp(v, "unique-id") == 0)
+		return PROXYHDR_TLV_UNIQUE_ID;
+	if (strcmp(v, "crc32c") == 0)
+		return PROXYHDR_TLV_CRC32C;
+	return 0;
+}
+
+static int
+conf_v_tlvs(cfg_t *cfg, cfg_opt_t *opt)
+{
+	const char	*v;
+	unsigned int	 i;
+
+	for (i = 0; i < cfg_opt_size(opt); i++) {
+		if ((v = cfg_opt_getnstr(opt, i)) == NULL)
+			v = "";
+		if (conf_tlv_parse(v) == 0) {
+			cfg_error(cfg, "proxy-protocol-tlvs \"%s\": not one of "
+			    "unique-id, crc32c", v);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 static int
 conf_v_bind(cfg_t *cfg, cfg_opt_t *opt)
 {
@@ -195,6 +251,8 @@ conf_v_source(cfg_t *cfg, cfg_opt_t *opt)
 	return 0;
 }
 
+static int	conf_user_line;
+
 static int
 conf_v_user(cfg_t *cfg, cfg_opt_t *opt)
 {
@@ -204,7 +262,112 @@ conf_v_user(cfg_t *cfg, cfg_opt_t *opt)
 		cfg_error(cfg, "user: empty name");
 		return -1;
 	}
+	conf_user_line = cfg->line;
 	return 0;
+}
+
+/*
+ * Blank out the comments of a configuration text in place (# and // to the
+ * end of the line, block comments; newlines kept), and report the first
+ * '{' never closed.  Both work around libconfuse: it miscounts lines after
+ * comments, so errors would name the wrong line, and it accepts a file
+ * that ends inside a section.  Strings are left alone, as its lexer does.
+ * Returns 0, or -1 with err set.
+ */
+static int
+conf_prepare(char *text, size_t len, const char *file, char *err,
+    size_t errlen)
+{
+	size_t	i;
+	int	line = 1, depth = 0, open_line = 0;
+	int	quote = 0, comment = 0;	/* comment: '#' (to EOL) or '*' */
+
+	for (i = 0; i < len; i++) {
+		char	c = text[i];
+
+		if (c == '\n')
+			line++;
+		if (comment == '*') {
+			if (c == '*' && i + 1 < len && text[i + 1] == '/') {
+				text[i++] = ' ';
+				comment = 0;
+			}
+			if (c != '\n')
+				text[i] = ' ';
+		} else if (comment) {
+			if (c == '\n')
+				comment = 0;
+			else
+				text[i] = ' ';
+		} else if (quote) {
+			if (c == '\\' && quote == '"' && i + 1 < len) {
+				if (text[++i] == '\n')
+					line++;
+			} else if (c == quote)
+				quote = 0;
+		} else if (c == '"' || c == '\'') {
+			quote = c;
+		} else if (c == '#' || (c == '/' && i + 1 < len &&
+		    (text[i + 1] == '/' || text[i + 1] == '*'))) {
+			comment = (c == '/' && text[i + 1] == '*') ? '*' : '#';
+			text[i] = ' ';
+			if (c == '/')
+				text[++i] = ' ';
+		} else if (c == '{') {
+			if (depth++ == 0)
+				open_line = line;
+		} else if (c == '}' && depth > 0)
+			depth--;
+	}
+	if (depth > 0 && !quote && comment != '*') {
+		snprintf(err, errlen, "%s:%d: '{' is never closed (the file "
+		    "ends inside a section)", file, open_line);
+		return -1;
+	}
+	return 0;
+}
+
+/* Read a whole configuration file; NULL with err set on failure. */
+static char *
+conf_read(const char *file, size_t *lenp, char *err, size_t errlen)
+{
+	FILE	*fp;
+	char	*text = NULL, *p;
+	size_t	 len = 0, cap = 0, n;
+
+	if ((fp = fopen(file, "r")) == NULL) {
+		snprintf(err, errlen, "%s: %s", file, strerror(errno));
+		return NULL;
+	}
+	for (;;) {
+		if (len + 4096 > cap) {
+			cap = cap ? cap * 2 : 8192;
+			if (cap > CONF_FILEMAX + 8192) {
+				snprintf(err, errlen, "%s: larger than %d bytes",
+				    file, CONF_FILEMAX);
+				goto fail;
+			}
+			if ((p = realloc(text, cap)) == NULL)
+				fatal("realloc");
+			text = p;
+		}
+		n = fread(text + len, 1, cap - len - 1, fp);
+		len += n;
+		if (n == 0)
+			break;
+	}
+	if (ferror(fp)) {
+		snprintf(err, errlen, "%s: %s", file, strerror(errno));
+		goto fail;
+	}
+	fclose(fp);
+	text[len] = '\0';
+	*lenp = len;
+	return text;
+ fail:
+	fclose(fp);
+	free(text);
+	return NULL;
 }
 
 static char *
@@ -304,6 +467,16 @@ conf_listen_copy(cfg_t *sec, const char *file, char *err, size_t errlen)
 	lc->lc_connect_timeout = (int)cfg_getint(sec, "connect-timeout");
 	lc->lc_idle_timeout = (int)cfg_getint(sec, "idle-timeout");
 	lc->lc_max_conns = (int)cfg_getint(sec, "max-connections");
+	lc->lc_proxy = conf_proxy_parse(cfg_getstr(sec, "proxy-protocol"));
+	for (i = 0; i < cfg_size(sec, "proxy-protocol-tlvs"); i++)
+		lc->lc_proxy_tlvs |= conf_tlv_parse(cfg_getnstr(sec,
+		    "proxy-protocol-tlvs", i));
+	if (lc->lc_proxy_tlvs != 0 && lc->lc_proxy != PROXYHDR_V2) {
+		snprintf(err, errlen, "%s:%d: listen %s: proxy-protocol-tlvs "
+		    "needs proxy-protocol = v2", file, sec->line, title);
+		conf_listen_unref(lc);
+		return NULL;
+	}
 	return lc;
 }
 
@@ -345,6 +518,8 @@ conf_load(const char *file, char *err, size_t errlen)
 		CFG_INT("connect-timeout", CONF_CONNECT_TIMEOUT, CFGF_NONE),
 		CFG_INT("idle-timeout", CONF_IDLE_TIMEOUT, CFGF_NONE),
 		CFG_INT("max-connections", 0, CFGF_NONE),
+		CFG_STR("proxy-protocol", "off", CFGF_NONE),
+		CFG_STR_LIST("proxy-protocol-tlvs", NULL, CFGF_NODEFAULT),
 		CFG_END()
 	};
 	cfg_opt_t opts[] = {
@@ -371,20 +546,28 @@ conf_load(const char *file, char *err, size_t errlen)
 		{ "listen|connect-timeout",	conf_v_connect_timeout },
 		{ "listen|idle-timeout",	conf_v_idle_timeout },
 		{ "listen|max-connections",	conf_v_max_conns },
+		{ "listen|proxy-protocol",	conf_v_proxy },
+		{ "listen|proxy-protocol-tlvs",	conf_v_tlvs },
 	};
 	struct conf		*conf = NULL;
 	struct listen_conf	*lc;
 	cfg_t			*cfg, *sec;
 	FILE			*fp;
+	char			*text;
 	const char		*v;
+	size_t			 len;
 	unsigned int		 i, n;
 	int			 rc;
 
 	err[0] = '\0';
-	if ((fp = fopen(file, "r")) == NULL) {
-		snprintf(err, errlen, "%s: %s", file, strerror(errno));
+	if ((text = conf_read(file, &len, err, errlen)) == NULL)
+		return NULL;
+	if (conf_prepare(text, len, file, err, errlen) == -1) {
+		free(text);
 		return NULL;
 	}
+	if ((fp = fmemopen(text, len, "r")) == NULL)
+		fatal("fmemopen");
 	if ((cfg = cfg_init(opts, CFGF_NONE)) == NULL)
 		fatal("cfg_init");
 	cfg_set_error_function(cfg, conf_errfunc);
@@ -399,6 +582,7 @@ conf_load(const char *file, char *err, size_t errlen)
 	cfg->filename = conf_strdup(file);
 	rc = cfg_parse_fp(cfg, fp);
 	fclose(fp);
+	free(text);
 	conf_err = NULL;
 	if (rc != CFG_SUCCESS) {
 		if (err[0] == '\0')
@@ -408,8 +592,10 @@ conf_load(const char *file, char *err, size_t errlen)
 
 	conf = conf_new();
 	conf->c_file = conf_strdup(file);
-	if ((v = cfg_getstr(cfg, "user")) != NULL)
+	if ((v = cfg_getstr(cfg, "user")) != NULL) {
 		conf->c_user = conf_strdup(v);
+		conf->c_user_line = conf_user_line;
+	}
 	conf->c_log_level = log_level_parse(cfg_getstr(cfg, "log-level"));
 	conf->c_drain_timeout = (int)cfg_getint(cfg, "drain-timeout");
 	conf->c_max_conns = (int)cfg_getint(cfg, "max-connections");
@@ -438,14 +624,21 @@ conf_load(const char *file, char *err, size_t errlen)
 }
 
 struct conf *
-conf_adhoc(const char *listen, const char *upstream, char *err, size_t errlen)
+conf_adhoc(const char *listen, const char *upstream, const char *proxy,
+    char *err, size_t errlen)
 {
 	struct conf		*conf;
 	struct listen_conf	*lc;
 	struct sockaddr_in6	 sin6;
 	struct addr_upstream	 au;
 	const char		*e;
+	int			 pp = PROXYHDR_OFF;
 
+	if (proxy != NULL && (pp = conf_proxy_parse(proxy)) == -1) {
+		snprintf(err, errlen, "--proxy-protocol \"%s\": not one of off, "
+		    "v1, v2", proxy);
+		return NULL;
+	}
 	if ((e = addr_parse_listen(listen, &sin6)) != NULL) {
 		snprintf(err, errlen, "LISTEN \"%s\": %s", listen, e);
 		return NULL;
@@ -461,6 +654,7 @@ conf_adhoc(const char *listen, const char *upstream, char *err, size_t errlen)
 		fatal("calloc");
 	lc->lc_upstreams[0] = au;
 	lc->lc_nupstreams = 1;
+	lc->lc_proxy = pp;
 	TAILQ_INSERT_TAIL(&conf->c_listens, lc, lc_entry);
 	return conf;
 }
@@ -534,13 +728,18 @@ conf_print(const struct conf *conf, FILE *fp)
 			    sizeof(src));
 		fprintf(fp, "listen %s: bind %s v6only %s, upstream %s, "
 		    "balance %s, %s%s%sconnect-timeout %d, idle-timeout %d, "
-		    "max-connections %d\n", lc->lc_name, bind,
+		    "max-connections %d, proxy-protocol %s%s%s\n",
+		    lc->lc_name, bind,
 		    lc->lc_v6only ? "yes" : "no",
 		    conf_upstreams_str(lc, ups, sizeof(ups)),
 		    lc->lc_balance == BALANCE_ROUNDROBIN ? "roundrobin" : "first",
 		    lc->lc_has_source ? "source " : "", src,
 		    lc->lc_has_source ? ", " : "",
 		    lc->lc_connect_timeout, lc->lc_idle_timeout,
-		    lc->lc_max_conns);
+		    lc->lc_max_conns, lc->lc_proxy == PROXYHDR_V2 ? "v2" :
+		    lc->lc_proxy == PROXYHDR_V1 ? "v1" : "off",
+		    lc->lc_proxy_tlvs & PROXYHDR_TLV_UNIQUE_ID ?
+		    " unique-id" : "",
+		    lc->lc_proxy_tlvs & PROXYHDR_TLV_CRC32C ? " crc32c" : "");
 	}
 }

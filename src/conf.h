@@ -42,12 +42,15 @@ struct listen_conf {
 	int			 lc_connect_timeout;	/* seconds, >= 1 */
 	int			 lc_idle_timeout;	/* seconds, 0 = never */
 	int			 lc_max_conns;		/* 0 = global limit only */
+	int			 lc_proxy;	/* enum proxyhdr_version */
+	unsigned		 lc_proxy_tlvs;	/* PROXYHDR_TLV_* */
 };
 TAILQ_HEAD(listen_confs, listen_conf);
 
 struct conf {
 	char			*c_file;	/* NULL for the ad-hoc form */
 	char			*c_user;	/* NULL: stay who we are */
+	int			 c_user_line;
 	int			 c_log_level;	/* syslog priority */
 	int			 c_drain_timeout;
 	int			 c_max_conns;	/* 0 = no limit */
@@ -62,7 +65,8 @@ struct conf {
 
 struct conf	*conf_load(const char *file, char *err, size_t errlen);
 struct conf	*conf_adhoc(const char *listen, const char *upstream,
-		    char *err, size_t errlen);
+		    const char *proxy, char *err, size_t errlen);
+int		 conf_proxy_parse(const char *);
 void		 conf_free(struct conf *);
 void		 conf_print(const struct conf *, FILE *);
 const char	*conf_upstreams_str(const struct listen_conf *, char *, size_t);

@@ -37,6 +37,7 @@ struct options {
 	const char	*o_config;
 	const char	*o_user;
 	const char	*o_pidfile;
+	const char	*o_proxy;
 	int		 o_test;
 	int		 o_once;
 	int		 o_level;	/* -1: from the configuration */
@@ -62,6 +63,9 @@ usage(FILE *fp)
 	    "listeners, exit\n"
 	    "  -u, --user USER       drop to USER after binding\n"
 	    "  -1, --once            serve one connection, then exit\n"
+	    "  -p, --proxy-protocol off|v1|v2\n"
+	    "                        send a PROXY header upstream (ad-hoc "
+	    "form)\n"
 	    "  -l, --log-level LEVEL error, warning, notice, info or debug\n"
 	    "  -s, --syslog          log to syslog instead of stderr\n"
 	    "  -d, --daemon          detach, log to syslog, write a pid file\n"
@@ -94,6 +98,7 @@ parse_options(int argc, char *argv[], struct options *o)
 		{ "user",	required_argument,	NULL, 'u' },
 		{ "once",	no_argument,		NULL, '1' },
 		{ "log-level",	required_argument,	NULL, 'l' },
+		{ "proxy-protocol", required_argument,	NULL, 'p' },
 		{ "syslog",	no_argument,		NULL, 's' },
 		{ "daemon",	no_argument,		NULL, 'd' },
 		{ "pidfile",	required_argument,	NULL, OPT_PIDFILE },
@@ -107,7 +112,7 @@ parse_options(int argc, char *argv[], struct options *o)
 	o->o_level = -1;
 	o->o_pidfile = RUNSTATEDIR "/relay64.pid";
 	opterr = 0;
-	while ((ch = getopt_long(argc, argv, ":c:tu:1l:sdVh", longopts,
+	while ((ch = getopt_long(argc, argv, ":c:tu:1l:p:sdVh", longopts,
 	    NULL)) != -1) {
 		switch (ch) {
 		case 'c':
@@ -129,6 +134,9 @@ parse_options(int argc, char *argv[], struct options *o)
 				usage_error("--log-level \"%s\": not one of "
 				    "error, warning, notice, info, debug",
 				    optarg);
+			break;
+		case 'p':
+			o->o_proxy = optarg;
 			break;
 		case 's':
 			o->o_syslog = 1;
@@ -203,9 +211,12 @@ main(int argc, char *argv[])
 	if (nargs == 2) {
 		if (o.o_config != NULL)
 			usage_error("LISTEN UPSTREAM and -c exclude each other");
-		conf = conf_adhoc(argv[optind], argv[optind + 1], err,
-		    sizeof(err));
+		conf = conf_adhoc(argv[optind], argv[optind + 1], o.o_proxy,
+		    err, sizeof(err));
 	} else if (nargs == 0) {
+		if (o.o_proxy != NULL)
+			usage_error("--proxy-protocol applies to the ad-hoc "
+			    "form; use proxy-protocol in the configuration");
 		conf = conf_load(o.o_config ? o.o_config :
 		    SYSCONFDIR "/relay64.conf", err, sizeof(err));
 	} else if (nargs == 1)
@@ -222,7 +233,11 @@ main(int argc, char *argv[])
 	user = o.o_user ? o.o_user : conf->c_user;
 	if (user != NULL && proc_lookup_user(user, &uid, &gid, err,
 	    sizeof(err)) == -1) {
-		fprintf(stderr, "relay64: %s\n", err);
+		if (o.o_user != NULL)
+			fprintf(stderr, "relay64: --user: %s\n", err);
+		else
+			fprintf(stderr, "relay64: %s:%d: %s\n", conf->c_file,
+			    conf->c_user_line, err);
 		conf_free(conf);
 		return EXIT_USAGE;
 	}

@@ -27,6 +27,7 @@
 #include "conf.h"
 #include "listener.h"
 #include "log.h"
+#include "proxyhdr.h"
 #include "session.h"
 #include "upstream.h"
 #include "worker.h"
@@ -42,6 +43,10 @@ static void	session_idle(evutil_socket_t, short, void *);
 static void	session_end(struct session *, int, const char *, ...)
 		    __attribute__((format(printf, 3, 4)));
 static void	flow_event(evutil_socket_t, short, void *);
+static void	flow_arm(struct flow *);
+static int	flow_write(struct flow *, const char *, size_t);
+static int	flow_pump(struct flow *);
+static void	flow_error(struct flow *, int, const char *, int);
 
 static time_t
 session_now(void)
@@ -186,6 +191,57 @@ flow_init(struct flow *f, struct session *s, int from, int to)
 	    f);
 }
 
+/*
+ * Write the PROXY header to the upstream, together with any client bytes
+ * already waiting, in one write.  Returns 0, or -1 when the session ended.
+ */
+static int
+session_proxyhdr(struct session *s)
+{
+	struct listen_conf	*lc = s->s_conf;
+	struct flow		*f = &s->s_c2u;
+	char			*buf = s->s_listener->l_worker->w_scratch;
+	char			 id[17];
+	struct proxyhdr_tlvs	 tlvs;
+	struct sockaddr_in6	 local;
+	socklen_t		 len = sizeof(local);
+	size_t			 n;
+	ssize_t			 r;
+
+	/* The address the client connected to, not the upstream's. */
+	if (getsockname(s->s_cfd, (struct sockaddr *)&local, &len) == -1) {
+		flow_error(f, s->s_cfd, "getsockname", errno);
+		return -1;
+	}
+	if (lc->lc_proxy == PROXYHDR_V1)
+		n = proxyhdr_v1((struct sockaddr *)&s->s_client,
+		    (struct sockaddr *)&local, buf, PROXYHDR_MAX);
+	else {
+		snprintf(id, sizeof(id), "%016llx", (unsigned long long)s->s_id);
+		tlvs.pt_mask = lc->lc_proxy_tlvs;
+		tlvs.pt_unique_id = id;
+		tlvs.pt_unique_id_len = strlen(id);
+		n = proxyhdr_v2((struct sockaddr *)&s->s_client,
+		    (struct sockaddr *)&local, &tlvs, (uint8_t *)buf,
+		    PROXYHDR_MAX);
+	}
+	if (n == 0) {
+		session_end(s, 1, "cannot encode the PROXY header");
+		return -1;
+	}
+	s->s_hdrlen = (uint16_t)n;
+	r = recv(s->s_cfd, buf + n, WORKER_SCRATCH - n, 0);
+	if (r > 0)
+		n += (size_t)r;
+	else if (r == 0)
+		f->f_eof = 1;
+	else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+		flow_error(f, s->s_cfd, "read", errno);
+		return -1;
+	}
+	return flow_write(f, buf, n);
+}
+
 static void
 session_relay(struct session *s)
 {
@@ -200,9 +256,13 @@ session_relay(struct session *s)
 		    session_idle, s);
 		evtimer_add(&s->s_timer, &tv);
 	}
-	s->s_c2u.f_rarmed = s->s_u2c.f_rarmed = 1;
-	event_add(&s->s_c2u.f_rev, NULL);
-	event_add(&s->s_u2c.f_rev, NULL);
+	flow_arm(&s->s_u2c);
+	if (s->s_conf->lc_proxy == PROXYHDR_OFF) {
+		flow_arm(&s->s_c2u);
+		return;
+	}
+	if (session_proxyhdr(s) == 0)
+		flow_pump(&s->s_c2u);	/* the rest, or a FIN seen early */
 }
 
 static void
@@ -279,18 +339,21 @@ flow_write(struct flow *f, const char *buf, size_t len)
 		n = 0;
 	}
 	f->f_bytes += (size_t)n;
+	if (f->f_buf != NULL) {
+		/* Flushing what was kept (the source is not read meanwhile). */
+		f->f_off += (uint32_t)n;
+		f->f_len -= (uint32_t)n;
+		return 0;
+	}
 	if ((size_t)n == len)
 		return 0;
-	if (f->f_buf == NULL) {
-		/* Keep the rest; the source is not read until it is gone. */
-		if ((f->f_buf = malloc(len - (size_t)n)) == NULL) {
-			session_end(f->f_sess, 1, "out of memory");
-			return -1;
-		}
-		memcpy(f->f_buf, buf + n, len - (size_t)n);
-		f->f_off = 0;
-	} else
-		f->f_off += (uint32_t)n;
+	/* Keep the rest; the source is not read until it is gone. */
+	if ((f->f_buf = malloc(len - (size_t)n)) == NULL) {
+		session_end(f->f_sess, 1, "out of memory");
+		return -1;
+	}
+	memcpy(f->f_buf, buf + n, len - (size_t)n);
+	f->f_off = 0;
 	f->f_len = (uint32_t)(len - (size_t)n);
 	return 0;
 }
@@ -436,7 +499,8 @@ session_end(struct session *s, int abort, const char *fmt, ...)
 	    (unsigned long long)s->s_id,
 	    addr_format((struct sockaddr *)&s->s_client, client,
 	    sizeof(client)), up, secs,
-	    (unsigned long long)s->s_c2u.f_bytes,
+	    (unsigned long long)(s->s_c2u.f_bytes > s->s_hdrlen ?
+	    s->s_c2u.f_bytes - s->s_hdrlen : 0),
 	    (unsigned long long)s->s_u2c.f_bytes, reason);
 
 	LIST_REMOVE(s, s_entry);

@@ -58,6 +58,7 @@ struct session {
 	struct timespec		 s_start;
 	time_t			 s_last;	/* last byte, monotonic s */
 	int			 s_lasterr;	/* last connect errno */
+	uint16_t		 s_hdrlen;	/* PROXY header bytes sent up */
 	struct upstream_iter	 s_up;
 	struct event		 s_timer;	/* idle timeout */
 	struct flow		 s_c2u;

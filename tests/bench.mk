@@ -1,1 +1,16 @@
-# Benchmark tool.
+# Benchmark: relay64 against a direct connection, HAProxy and socat.
+# benchtool is the load generator and backend; it is built by "make check"
+# (and by "make bench") but is not a test. Run the benchmark with "make bench"
+# (BENCH_FLAGS=--quick for a smoke run) or tests/bench --help.
+
+check_PROGRAMS += tests/benchtool
+tests_benchtool_SOURCES = tests/benchtool.c
+tests_benchtool_LDADD = -lpthread
+EXTRA_DIST += tests/bench
+
+BENCH_FLAGS =
+
+.PHONY: bench
+bench: tests/benchtool$(EXEEXT) src/relay64$(EXEEXT)
+	$(PYTHON3) $(srcdir)/tests/bench --benchtool tests/benchtool$(EXEEXT) \
+	    --relay src/relay64$(EXEEXT) $(BENCH_FLAGS)

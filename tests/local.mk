@@ -18,7 +18,15 @@ tests_unit_addr_SOURCES = tests/unit_addr.c tests/unit.h src/addr.c src/addr.h
 tests_unit_addr_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/src
 TESTS += tests/unit_addr
 
-EXTRA_DIST += tests/setup-debian tests/suite
+check_PROGRAMS += tests/unit_proxyhdr
+tests_unit_proxyhdr_SOURCES = tests/unit_proxyhdr.c tests/unit.h \
+	src/proxyhdr.c src/proxyhdr.h
+tests_unit_proxyhdr_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/src
+TESTS += tests/unit_proxyhdr
+
+# PROXY protocol, decoded by an independent parser (HAProxy).
+TESTS += tests/t_proxy.py
+EXTRA_DIST += tests/setup-debian tests/suite tests/t_proxy.py
 
 include tests/integration.mk
 include tests/bench.mk

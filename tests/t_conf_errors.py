@@ -1,0 +1,322 @@
+#!/usr/bin/env python3
+"""Configuration errors: each bad file exits 2 with one line `relay64: FILE:LINE: message`
+naming the culprit; a file using every key (at its limits) is accepted."""
+
+import pwd
+import os
+import re
+
+from relaytest import *
+
+GOOD_LISTEN = """\
+listen good {
+    bind = "[::1]:0"
+    upstream = "127.0.0.1:80"
+}
+"""
+
+# (name, config, line marker (text on the line(s) to report; "a..b" = any line from the
+#  first marker to the second), words the message must contain)
+CASES = [
+    ("syntax error", """\
+listen a {
+    bind = "[::1]:0"
+    upstream = "127.0.0.1:80"
+    = "oops"
+}
+""", '= "oops"', [r"syntax|unexpected|parse"]),
+    ("unknown global key", """\
+log-level = info
+frobnicate = 1
+""" + GOOD_LISTEN, "frobnicate", ["frobnicate"]),
+    ("unknown listen key", """\
+listen a {
+    bind = "[::1]:0"
+    colour = "blue"
+    upstream = "127.0.0.1:80"
+}
+""", "colour", ["colour"]),
+    ("bad bind address", """\
+listen a {
+    upstream = "127.0.0.1:80"
+    bind = "[::zz]:80"
+}
+""", "bind =", [re.escape("[::zz]:80")]),
+    ("IPv4 bind address", """\
+listen a {
+    upstream = "127.0.0.1:80"
+    bind = "[127.0.0.1]:80"
+}
+""", "bind =", [re.escape("[127.0.0.1]:80")]),
+    ("bind without brackets", """\
+listen a {
+    upstream = "127.0.0.1:80"
+    bind = "::1:80"
+}
+""", "bind =", [re.escape("::1:80")]),
+    ("bind port 65536", """\
+listen a {
+    upstream = "127.0.0.1:80"
+    bind = "[::1]:65536"
+}
+""", "bind =", ["65536"]),
+    ("bind port junk", """\
+listen a {
+    upstream = "127.0.0.1:80"
+    bind = "[::1]:junk"
+}
+""", "bind =", [re.escape("[::1]:junk")]),
+    ("bad upstream address", """\
+listen a {
+    bind = "[::1]:0"
+    upstream = "10.0.0.300:80"
+}
+""", "upstream =", [re.escape("10.0.0.300:80")]),
+    ("bad upstream address in a list", """\
+listen a {
+    bind = "[::1]:0"
+    upstream = { "127.0.0.1:80", "10.0.0.300:80" }
+}
+""", "upstream =", [re.escape("10.0.0.300:80")]),
+    ("upstream port 0", """\
+listen a {
+    bind = "[::1]:0"
+    upstream = "127.0.0.1:0"
+}
+""", "upstream =", [re.escape("127.0.0.1:0")]),
+    ("IPv6 upstream", """\
+listen a {
+    bind = "[::1]:0"
+    upstream = "[::1]:80"
+}
+""", "upstream =", [re.escape("[::1]:80")]),
+    ("empty upstream list", """\
+listen a {
+    bind = "[::1]:0"
+    upstream = {}
+}
+""", "listen a..}", ["upstream"]),
+    ("duplicate listen title", """\
+listen alpha {
+    bind = "[::1]:0"
+    upstream = "127.0.0.1:80"
+}
+
+listen alpha {
+    bind = "[::1]:0"
+    upstream = "127.0.0.1:81"
+}
+""", "#2 listen alpha..#2 }", ["alpha"]),
+    ("two listeners on one bind", """\
+listen one {
+    bind = "[::1]:8064"
+    upstream = "127.0.0.1:80"
+}
+
+listen two {
+    upstream = "127.0.0.1:81"
+    bind = "[::1]:8064"
+}
+""", "listen two..#2 }", [re.escape("[::1]:8064")]),
+    ("listen without bind", """\
+listen nobind {
+    upstream = "127.0.0.1:80"
+}
+""", "listen nobind..}", ["bind"]),
+    ("listen without upstream", """\
+listen noup {
+    bind = "[::1]:0"
+}
+""", "listen noup..}", ["upstream"]),
+    ("connect-timeout 0", """\
+listen a {
+    bind = "[::1]:0"
+    upstream = "127.0.0.1:80"
+    connect-timeout = 0
+}
+""", "connect-timeout", ["connect-timeout"]),
+    ("connect-timeout 3601", """\
+listen a {
+    bind = "[::1]:0"
+    upstream = "127.0.0.1:80"
+    connect-timeout = 3601
+}
+""", "connect-timeout", ["connect-timeout", "3601"]),
+    ("negative idle-timeout", """\
+listen a {
+    bind = "[::1]:0"
+    upstream = "127.0.0.1:80"
+    idle-timeout = -1
+}
+""", "idle-timeout", ["idle-timeout"]),
+    ("idle-timeout 604801", """\
+listen a {
+    bind = "[::1]:0"
+    upstream = "127.0.0.1:80"
+    idle-timeout = 604801
+}
+""", "idle-timeout", ["idle-timeout", "604801"]),
+    ("drain-timeout 3601", """\
+drain-timeout = 3601
+""" + GOOD_LISTEN, "drain-timeout", ["drain-timeout", "3601"]),
+    ("global max-connections -1", """\
+max-connections = -1
+""" + GOOD_LISTEN, "max-connections", ["max-connections"]),
+    ("listen max-connections 1000001", """\
+listen a {
+    bind = "[::1]:0"
+    upstream = "127.0.0.1:80"
+    max-connections = 1000001
+}
+""", "max-connections", ["max-connections", "1000001"]),
+    ("bad balance", """\
+listen a {
+    bind = "[::1]:0"
+    upstream = "127.0.0.1:80"
+    balance = random
+}
+""", "balance", ["random"]),
+    ("bad log-level", """\
+log-level = loud
+""" + GOOD_LISTEN, "log-level", ["loud"]),
+    ("bad v6only", """\
+listen a {
+    bind = "[::1]:0"
+    upstream = "127.0.0.1:80"
+    v6only = maybe
+}
+""", "v6only", ["maybe|v6only"]),
+    ("IPv6 source", """\
+listen a {
+    bind = "[::1]:0"
+    upstream = "127.0.0.1:80"
+    source = "::1"
+}
+""", "source", [re.escape("::1")]),
+    ("junk source", """\
+listen a {
+    bind = "[::1]:0"
+    upstream = "127.0.0.1:80"
+    source = "junk"
+}
+""", "source", ["junk"]),
+]
+
+
+def _lines(config, marker):
+    """Acceptable line numbers for a marker: "text" (every line containing it),
+    "a..b" (any line from the first line with a to the first line with b after it);
+    "#2 text" means the second line containing text."""
+    lines = config.split("\n")
+
+    def find(m, start=0):
+        nth = 1
+        if m.startswith("#"):
+            nth, m = int(m[1:m.index(" ")]), m[m.index(" ") + 1:]
+        for i in range(start, len(lines)):
+            if (lines[i].strip() == m) if m == "}" else (m in lines[i]):
+                nth -= 1
+                if nth == 0:
+                    return i
+        raise HardError("marker %r not in the test config" % m)
+    if ".." in marker:
+        a, b = marker.split("..")
+        i = find(a)
+        j = find(b, i + 1) if not b.startswith("#") else find(b)
+        return set(range(i + 1, j + 2))
+    return {i + 1 for i, l in enumerate(lines) if marker in l} if not marker.startswith("#") \
+        else {find(marker) + 1}
+
+
+def _one_case(idx, name, config, marker, words, test_flag=True):
+    path = write_file("bad%02d.conf" % idx, config)
+    args = (["-t"] if test_flag else []) + ["-c", path]
+    st, out, err = run_relay(args)
+    what = "%s (relay64 %s)" % (name, " ".join(a if a != path else "bad%02d.conf" % idx for a in args))
+    expect_eq(st, 2, "%s: exit status (stderr %r)" % (what, err))
+    lines = [l for l in err.split("\n") if l.strip()]
+    expect_eq(len(lines), 1, "%s: number of stderr lines (stderr %r)" % (what, err))
+    m = re.match(r"^relay64: (.+):(\d+): (.+)$", lines[0])
+    expect(m is not None, "%s: the error has the form 'relay64: FILE:LINE: message'" % what,
+           "relay64: %s:LINE: ..." % path, lines[0])
+    expect_eq(m[1], path, "%s: the file named in the error (%s)" % (what, lines[0]))
+    want = _lines(config, marker)
+    expect(int(m[2]) in want, "%s: the line named in the error" % what,
+           "line %s" % " or ".join(str(x) for x in sorted(want)), lines[0])
+    for w in words:
+        expect(re.search(w, m[3], re.I), "%s: the message names the culprit" % what,
+               "a message matching %r" % w, m[3])
+    expect("configuration OK" not in out, "%s: no 'configuration OK'" % what, "", out)
+    note("  ok: %s -> %s" % (name, lines[0].replace(path, "FILE")))
+
+
+def case_bad_configs():
+    "every bad config of the table: relay64 -t -c FILE exits 2 with one 'FILE:LINE: message' line"
+    failures = []
+    for i, (name, config, marker, words) in enumerate(CASES):
+        try:
+            _one_case(i, name, config, marker, words)
+        except Fail as e:
+            note("  FAILED: %s" % e)
+            failures.append(name)
+    if failures:
+        raise Fail("%d of %d bad configs not reported as expected: %s"
+                   % (len(failures), len(CASES), ", ".join(failures)))
+
+
+def case_bad_config_without_test():
+    "without -t, a bad config also exits 2 with the one-line error (and binds nothing)"
+    for i in (1, 8, 14):
+        name, config, marker, words = CASES[i]
+        _one_case(100 + i, name, config, marker, words, test_flag=False)
+
+
+def case_good_config():
+    "a config that uses every key, numbers at their limits, is accepted by -t"
+    user = pwd.getpwuid(os.getuid()).pw_name
+    path = write_file("every-key.conf", """\
+# every key of this round
+user            = "%s"
+log-level       = debug
+drain-timeout   = 3600
+max-connections = 1000000
+
+listen full {
+    bind            = "[::1]:0"
+    v6only          = true
+    upstream        = { "127.0.0.1:8080", "localhost:8081", "[::ffff:127.0.0.1]:8082" }
+    balance         = roundrobin
+    source          = "127.0.0.1"
+    connect-timeout = 3600
+    idle-timeout    = 604800
+    max-connections = 1000000
+}
+
+listen low {
+    bind            = "[::]:0"
+    v6only          = false
+    upstream        = "127.0.0.1:1"
+    balance         = first
+    connect-timeout = 1
+    idle-timeout    = 0
+    max-connections = 0
+}
+""" % user)
+    st, out, err = run_relay(["-t", "-c", path])
+    expect_eq(st, 0, "exit status of relay64 -t -c every-key.conf (stderr %r)" % err)
+    text = out + err
+    expect_match(r"^(relay64: )?configuration OK$", text, "-t says 'configuration OK'")
+    expect_match(r"^(relay64: )?listen full: bind \[::1\]:0 v6only yes, upstream 127\.0\.0\.1:8080,"
+                 r"\S*8081,\S*8082, balance roundrobin(, source 127\.0\.0\.1)?, connect-timeout 3600, idle-timeout 604800, "
+                 r"max-connections 1000000", text, "-t line of listener full")
+    expect_match(r"^(relay64: )?listen low: bind \[::\]:0 v6only no, upstream 127\.0\.0\.1:1, "
+                 r"balance first, connect-timeout 1, idle-timeout 0, max-connections 0", text,
+                 "-t line of listener low")
+    for log_level in ("error", "warning", "notice", "info", "debug"):
+        p = write_file("level-%s.conf" % log_level, "log-level = %s\n%s" % (log_level, GOOD_LISTEN))
+        st, out, err = run_relay(["-t", "-c", p])
+        expect_eq(st, 0, "log-level = %s is accepted (stderr %r)" % (log_level, err))
+
+
+if __name__ == "__main__":
+    main([case_bad_configs, case_bad_config_without_test, case_good_config])

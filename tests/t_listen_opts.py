@@ -1,0 +1,142 @@
+#!/usr/bin/env python3
+"""Listener options: v6only (dual-stack listeners), balance, source address."""
+
+import socket
+
+from relaytest import *
+
+
+def _session_via(r, be, what, family=socket.AF_INET6, host="::1", listener="cmdline", up=3000, down=2000):
+    before = be.count()
+    client, cport = exchange(r.port(listener), up, seed=before + 200, host=host, family=family,
+                             rx_limit=down)
+    upstream = be.wait_conns(before + 1).wait()
+    verify_exchange(what, client, upstream, up, down)
+    r.check_session(what, cport, up, down)
+    return cport
+
+
+def case_v6only_false():
+    "v6only = false on [::]:0: an IPv4 client (127.0.0.1) is relayed (IPv4-mapped), and so is ::1"
+    be = Backend(sink_source(2000))
+    r = Relay(config="""\
+listen dual {
+    bind = "[::]:0"
+    v6only = false
+    upstream = "%s"
+}
+""" % be.addr)
+    _session_via(r, be, "IPv4 client on a dual-stack listener", socket.AF_INET, "127.0.0.1", "dual")
+    _session_via(r, be, "IPv6 client on a dual-stack listener", socket.AF_INET6, "::1", "dual")
+    r.check_fds("after the dual-stack sessions")
+
+
+def case_v6only_true():
+    "v6only = true (and the default) on [::]:0: an IPv4 client is refused, ::1 is relayed"
+    be = Backend(sink_source(2000))
+    r = Relay(config="""\
+listen v6 {
+    bind = "[::]:0"
+    v6only = true
+    upstream = "%s"
+}
+listen v6default {
+    bind = "[::]:0"
+    upstream = "%s"
+}
+""" % (be.addr, be.addr))
+    for name in ("v6", "v6default"):
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.settimeout(bound(5))
+        try:
+            s.connect(("127.0.0.1", r.port(name)))
+            outcome = "connected"
+        except ConnectionRefusedError:
+            outcome = "refused"
+        except OSError as e:
+            outcome = str(e)
+        finally:
+            s.close()
+        expect_eq(outcome, "refused", "listener %s: an IPv4 client connecting to 127.0.0.1:%d"
+                  % (name, r.port(name)))
+        _session_via(r, be, "IPv6 client on listener %s" % name, listener=name)
+    expect_eq(be.count(), 2, "connections that reached the upstream")
+
+
+def _two_backends():
+    return Backend(sink_source(2000)), Backend(sink_source(2000))
+
+
+def case_roundrobin():
+    "balance = roundrobin spreads 4 sessions over 2 upstreams 2/2, alternating"
+    a, b = _two_backends()
+    r = Relay(config="""\
+listen rr {
+    bind = "[::1]:0"
+    upstream = { "%s", "%s" }
+    balance = roundrobin
+}
+""" % (a.addr, b.addr))
+    order = []
+    for i in range(4):
+        ca, cb = a.count(), b.count()
+        client, cport = exchange(r.port("rr"), 1000, seed=300 + i, rx_limit=2000)
+        sess = r.session_for(cport)
+        order.append(sess.upstream)
+        be = a if sess.upstream == a.addr else b
+        upstream = be.wait_conns((ca if be is a else cb) + 1).wait()
+        verify_exchange("round robin session %d" % (i + 1), client, upstream, 1000, 2000)
+    expect_eq((a.count(), b.count()), (2, 2), "sessions per upstream (first, second); order %s" % order)
+    expect(order[0] != order[1] and order[1] != order[2] and order[2] != order[3],
+           "round robin alternates the upstreams", "alternating", order)
+    r.check_fds("after round robin")
+
+
+def case_first():
+    "balance = first (and the default) sends every session to the first upstream"
+    for balance in ("balance = first", ""):
+        a, b = _two_backends()
+        r = Relay(config="""\
+listen f {
+    bind = "[::1]:0"
+    upstream = { "%s", "%s" }
+    %s
+}
+""" % (a.addr, b.addr, balance))
+        for i in range(4):
+            _session_via(r, a, "%s session %d" % (balance or "default balance", i + 1), listener="f")
+        expect_eq((a.count(), b.count()), (4, 0),
+                  "sessions per upstream (first, second) with %s" % (balance or "the default balance"))
+        r.stop()
+
+
+def case_source():
+    "source = 127.0.0.2: the upstream sees the connection come from 127.0.0.2"
+    probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        probe.bind(("127.0.0.2", 0))
+    except OSError:
+        raise Skip("127.0.0.2 cannot be bound here")
+    finally:
+        probe.close()
+    be = Backend(sink_source(2000))
+    r = Relay(config="""\
+listen src {
+    bind = "[::1]:0"
+    upstream = "%s"
+    source = "127.0.0.2"
+}
+""" % be.addr)
+    for i in range(2):
+        _session_via(r, be, "source 127.0.0.2, session %d" % (i + 1), listener="src")
+        expect_eq(be.conns[i].peer[0], "127.0.0.2", "the address the upstream sees the relay connect from")
+    r.check_fds("after sessions with a source address")
+    # without source, the kernel picks 127.0.0.1
+    be2 = Backend(sink_source(2000))
+    r2 = Relay(args=["[::1]:0", be2.addr])
+    _session_via(r2, be2, "no source address")
+    expect_eq(be2.conns[0].peer[0], "127.0.0.1", "the address the upstream sees without source")
+
+
+if __name__ == "__main__":
+    main([case_v6only_false, case_v6only_true, case_roundrobin, case_first, case_source])

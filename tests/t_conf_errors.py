@@ -18,6 +18,25 @@ listen good {
 # (name, config, line marker (text on the line(s) to report; "a..b" = any line from the
 #  first marker to the second), words the message must contain)
 CASES = [
+    ("error after comments (their lines counted once)", """\
+# a comment line
+// another
+/* a block
+   comment */
+log-level = loud   # trailing comment
+""" + GOOD_LISTEN, "log-level = loud", ["log-level", "loud"]),
+    ("comment marks inside strings are not comments", """\
+user = "x#y"
+listen a {
+    bind = "[::1]:0"
+    upstream = "10.0.0.300:80"  // {
+}
+""", "10.0.0.300", [re.escape("10.0.0.300:80")]),
+    ("file ends inside a section", """\
+listen a {
+    bind = "[::1]:0"
+    upstream = "127.0.0.1:80"
+""", "listen a {", [r"never closed"]),
     ("syntax error", """\
 listen a {
     bind = "[::1]:0"

@@ -1179,7 +1179,7 @@ def main(cases, needs_ipv6=True, overall=120):
                 outcome, detail, hard = "ERROR", str(e), True
             except (_Watchdog, KeyboardInterrupt) as e:
                 outcome, detail = "FAIL", "%s\n%s" % (e, traceback.format_exc())
-                problems = _release_case(False)
+                _release_case(False)
                 results.append((case.__name__, outcome))
                 note("FAIL %s: %s" % (case.__name__, detail))
                 _dump_logs()

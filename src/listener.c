@@ -174,6 +174,46 @@ listener_close(struct listener *l)
 	l->l_fd = -1;
 }
 
+/* A reload kept this socket: new sessions take the new settings. */
+void
+listener_set_conf(struct listener *l, struct listen_conf *lc)
+{
+	char	addr[ADDR_STRLEN], ups[1024];
+
+	conf_listen_unref(l->l_conf);
+	l->l_conf = conf_listen_ref(lc);
+	log_notice("listen %s: kept on %s, upstream %s", lc->lc_name,
+	    addr_format((struct sockaddr *)&l->l_addr, addr, sizeof(addr)),
+	    conf_upstreams_str(lc, ups, sizeof(ups)));
+	listener_rearm(l);
+}
+
+/*
+ * A reload removed this listener: stop accepting now; its open sessions
+ * run on, and the last one to end frees it.
+ */
+void
+listener_retire(struct listener *l)
+{
+	log_notice("listen %s: removed; %u open sessions run on",
+	    l->l_conf->lc_name, l->l_nsessions);
+	listener_close(l);
+	l->l_retired = 1;
+	if (l->l_nsessions == 0)
+		listener_free(l);
+}
+
+void
+listener_session_ended(struct listener *l)
+{
+	struct worker	*w = l->l_worker;
+
+	l->l_nsessions--;
+	if (l->l_retired && l->l_nsessions == 0)
+		listener_free(l);
+	worker_session_ended(w);
+}
+
 void
 listener_free(struct listener *l)
 {

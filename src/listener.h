@@ -20,6 +20,8 @@ struct listener {
 	struct sockaddr_in6	 l_addr;	/* as bound (real port) */
 	struct event		 l_ev;
 	int			 l_armed;
+	int			 l_retired;	/* removed by a reload */
+	int			 l_matched;	/* scratch for worker_reload() */
 	unsigned		 l_nsessions;
 	unsigned		 l_rr;		/* round-robin cursor */
 };
@@ -28,6 +30,9 @@ struct listener	*listener_open(struct listen_conf *, char *err, size_t);
 void		 listener_start(struct listener *, struct worker *);
 void		 listener_rearm(struct listener *);
 void		 listener_close(struct listener *);
+void		 listener_set_conf(struct listener *, struct listen_conf *);
+void		 listener_retire(struct listener *);
+void		 listener_session_ended(struct listener *);
 void		 listener_free(struct listener *);
 
 #endif

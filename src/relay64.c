@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -20,6 +21,7 @@
 #include "conf.h"
 #include "listener.h"
 #include "log.h"
+#include "notify.h"
 #include "proc.h"
 #include "worker.h"
 
@@ -46,6 +48,14 @@ struct options {
 };
 
 static int	signals_seen;
+
+/* What the signal handlers work on. */
+static struct {
+	struct options	*r_opts;
+	struct conf	*r_conf;
+	struct worker	*r_worker;
+	struct event	*r_watchdog;
+} relay;
 
 static void
 usage(FILE *fp)
@@ -165,6 +175,20 @@ parse_options(int argc, char *argv[], struct options *o)
 }
 
 static void
+status_ready(void)
+{
+	struct worker	*w = relay.r_worker;
+	struct listener	*l;
+	unsigned	 n = 0;
+
+	TAILQ_FOREACH(l, &w->w_listeners, l_entry)
+		if (!l->l_retired)
+			n++;
+	notify("READY=1\nSTATUS=relaying on %u listeners, %u sessions open",
+	    n, w->w_nsessions);
+}
+
+static void
 signal_stop(evutil_socket_t sig, short what, void *arg)
 {
 	struct worker	*w = arg;
@@ -172,6 +196,8 @@ signal_stop(evutil_socket_t sig, short what, void *arg)
 	(void)what;
 	if (signals_seen++ == 0) {
 		log_notice("%s: stopping", strsignal((int)sig));
+		notify("STOPPING=1\nSTATUS=draining %u sessions",
+		    w->w_nsessions);
 		worker_stop(w);
 	} else {
 		log_notice("%s again: closing every session now",
@@ -180,14 +206,65 @@ signal_stop(evutil_socket_t sig, short what, void *arg)
 	}
 }
 
+/*
+ * SIGHUP: parse the configuration file anew.  On success apply it (see
+ * worker_reload()); on any error log it and keep running as before.
+ */
 static void
-signal_hup(evutil_socket_t sig, short what, void *arg)
+signal_reload(evutil_socket_t sig, short what, void *arg)
 {
+	struct worker	*w = arg;
+	struct conf	*conf;
+	struct timespec	 ts;
+	char		 err[CONF_ERRLEN];
+
 	(void)sig;
 	(void)what;
+	if (w->w_stopping)
+		return;
+	if (relay.r_conf->c_file == NULL) {
+		log_notice("SIGHUP: the ad-hoc form has no file to reload");
+		return;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	notify("RELOADING=1\nMONOTONIC_USEC=%llu\nSTATUS=reloading %s",
+	    (unsigned long long)ts.tv_sec * 1000000ULL +
+	    (unsigned long long)ts.tv_nsec / 1000, relay.r_conf->c_file);
+	log_notice("SIGHUP: reloading %s", relay.r_conf->c_file);
+	if ((conf = conf_load(relay.r_conf->c_file, err, sizeof(err))) == NULL) {
+		log_error("reload failed: %s; the running configuration stays",
+		    err);
+		status_ready();
+		return;
+	}
+	if (relay.r_opts->o_level != -1)
+		conf->c_log_level = relay.r_opts->o_level;
+	if (worker_reload(w, conf, err, sizeof(err)) == -1) {
+		log_error("reload failed: %s; the running configuration stays",
+		    err);
+		conf_free(conf);
+		status_ready();
+		return;
+	}
+	if ((conf->c_user == NULL) != (relay.r_conf->c_user == NULL) ||
+	    (conf->c_user != NULL &&
+	    strcmp(conf->c_user, relay.r_conf->c_user) != 0))
+		log_warnx("reload: a change of user takes effect at the next "
+		    "start");
+	log_setlevel(conf->c_log_level);
+	conf_free(relay.r_conf);
+	relay.r_conf = conf;
+	log_notice("reloaded %s", conf->c_file);
+	status_ready();
+}
+
+static void
+watchdog_ping(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
 	(void)arg;
-	log_notice("SIGHUP: reloading the configuration is not supported "
-	    "by this version; ignored");
+	notify("WATCHDOG=1");
 }
 
 int
@@ -199,6 +276,8 @@ main(int argc, char *argv[])
 	struct listener	**ls = NULL;
 	struct worker	*w;
 	struct event	*sigs[3];
+	struct timeval	 tv;
+	uint64_t	 wd;
 	char		 err[CONF_ERRLEN];
 	const char	*user;
 	size_t		 i, nl = 0;
@@ -249,6 +328,7 @@ main(int argc, char *argv[])
 	}
 
 	log_init(conf->c_log_level, o.o_syslog || o.o_daemon);
+	notify_init();
 	signal(SIGPIPE, SIG_IGN);
 	if (proc_raise_nofile() == -1)
 		log_warn("cannot raise the descriptor limit");
@@ -286,19 +366,35 @@ main(int argc, char *argv[])
 
 	sigs[0] = evsignal_new(w->w_base, SIGTERM, signal_stop, w);
 	sigs[1] = evsignal_new(w->w_base, SIGINT, signal_stop, w);
-	sigs[2] = evsignal_new(w->w_base, SIGHUP, signal_hup, w);
+	sigs[2] = evsignal_new(w->w_base, SIGHUP, signal_reload, w);
 	for (i = 0; i < 3; i++)
 		if (sigs[i] == NULL || evsignal_add(sigs[i], NULL) == -1)
 			fatalx("cannot install signal handlers");
+	relay.r_opts = &o;
+	relay.r_conf = conf;
+	relay.r_worker = w;
+	if ((wd = notify_watchdog_usec()) != 0) {
+		/* Ping at half the interval, from the loop itself. */
+		tv.tv_sec = (time_t)(wd / 2 / 1000000);
+		tv.tv_usec = (suseconds_t)(wd / 2 % 1000000);
+		relay.r_watchdog = event_new(w->w_base, -1, EV_PERSIST,
+		    watchdog_ping, NULL);
+		if (relay.r_watchdog == NULL ||
+		    event_add(relay.r_watchdog, &tv) == -1)
+			fatalx("cannot start the watchdog timer");
+	}
+	status_ready();
 
 	if (event_base_dispatch(w->w_base) == -1)
 		log_error("event loop failed");
 	log_notice("stopped");
 
+	if (relay.r_watchdog != NULL)
+		event_free(relay.r_watchdog);
 	for (i = 0; i < 3; i++)
 		event_free(sigs[i]);
 	worker_free(w);
-	conf_free(conf);
+	conf_free(relay.r_conf);
 	if (o.o_daemon)
 		proc_pidfile_remove(o.o_pidfile);
 	return 0;

@@ -73,11 +73,11 @@ session_start(struct listener *l, int fd, const struct sockaddr_in6 *peer)
 	struct session		*s;
 	size_t			 start = 0;
 
+
 	if ((s = calloc(1, sizeof(*s))) == NULL) {
 		log_warn("listen %s: session", lc->lc_name);
 		close(fd);
-		l->l_nsessions--;
-		worker_session_ended(w);
+		listener_session_ended(l);
 		return;
 	}
 	s->s_listener = l;
@@ -505,7 +505,6 @@ session_end(struct session *s, int abort, const char *fmt, ...)
 
 	LIST_REMOVE(s, s_entry);
 	conf_listen_unref(s->s_conf);
-	l->l_nsessions--;
 	free(s);
-	worker_session_ended(l->l_worker);
+	listener_session_ended(l);
 }

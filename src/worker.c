@@ -12,6 +12,8 @@
 #include <event2/dns.h>
 #include <event2/event.h>
 
+#include "addr.h"
+#include "conf.h"
 #include "listener.h"
 #include "log.h"
 #include "session.h"
@@ -200,6 +202,96 @@ worker_drained(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	log_notice("drain timeout: closing %u sessions", w->w_nsessions);
 	worker_halt(w);
+}
+
+/* A running listener that can serve lc with its socket as it is. */
+static struct listener *
+worker_match(struct worker *w, const struct listen_conf *lc, int any_title)
+{
+	struct listener	*l;
+
+	TAILQ_FOREACH(l, &w->w_listeners, l_entry) {
+		if (l->l_retired || l->l_matched ||
+		    l->l_conf->lc_v6only != lc->lc_v6only ||
+		    !addr_equal6(&l->l_conf->lc_bind, &lc->lc_bind))
+			continue;
+		if (any_title ? lc->lc_bind.sin6_port == 0 :
+		    strcmp(l->l_conf->lc_name, lc->lc_name) != 0)
+			continue;
+		l->l_matched = 1;
+		return l;
+	}
+	return NULL;
+}
+
+/*
+ * Apply a new configuration.  A listener whose bind address and v6only are
+ * unchanged keeps its very socket (no connection is refused meanwhile) and
+ * takes the new settings for new sessions.  New listeners are bound first:
+ * if one cannot be, nothing changes and -1 is returned with err set.  Then
+ * the listeners that are gone stop accepting; each is freed when its last
+ * session ends.  Open sessions keep the settings they started with.
+ */
+int
+worker_reload(struct worker *w, struct conf *conf, char *err, size_t errlen)
+{
+	struct listen_conf	 *lc;
+	struct listener		 *l, *next, **match, **fresh;
+	size_t			  i, n = 0;
+	int			  pass, rc = -1;
+
+	TAILQ_FOREACH(lc, &conf->c_listens, lc_entry)
+		n++;
+	if ((match = calloc(n, sizeof(*match))) == NULL ||
+	    (fresh = calloc(n, sizeof(*fresh))) == NULL)
+		fatal("calloc");
+	TAILQ_FOREACH(l, &w->w_listeners, l_entry)
+		l->l_matched = 0;
+	/*
+	 * Same title and socket first; then, for a fixed port, the same socket
+	 * under a new title (a rename must not try to bind the port twice).
+	 */
+	for (pass = 0; pass < 2; pass++) {
+		i = 0;
+		TAILQ_FOREACH(lc, &conf->c_listens, lc_entry) {
+			if (match[i] == NULL)
+				match[i] = worker_match(w, lc, pass);
+			i++;
+		}
+	}
+	i = 0;
+	TAILQ_FOREACH(lc, &conf->c_listens, lc_entry) {
+		if (match[i] == NULL &&
+		    (fresh[i] = listener_open(lc, err, errlen)) == NULL)
+			goto out;
+		i++;
+	}
+	for (l = TAILQ_FIRST(&w->w_listeners); l != NULL; l = next) {
+		next = TAILQ_NEXT(l, l_entry);
+		if (!l->l_matched && !l->l_retired)
+			listener_retire(l);
+	}
+	i = 0;
+	TAILQ_FOREACH(lc, &conf->c_listens, lc_entry) {
+		if (match[i] != NULL)
+			listener_set_conf(match[i], lc);
+		else {
+			listener_start(fresh[i], w);
+			fresh[i] = NULL;
+		}
+		i++;
+	}
+	w->w_max_conns = (unsigned)conf->c_max_conns;
+	w->w_drain_timeout = conf->c_drain_timeout;
+	worker_rearm(w);
+	rc = 0;
+ out:
+	for (i = 0; i < n; i++)
+		if (fresh[i] != NULL)
+			listener_free(fresh[i]);
+	free(match);
+	free(fresh);
+	return rc;
 }
 
 /* Close every session now and leave the loop. */

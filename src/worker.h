@@ -15,6 +15,7 @@
 #include <event2/event.h>
 #include <event2/event_struct.h>
 
+struct conf;
 struct listener;
 struct session;
 struct evdns_base;
@@ -53,6 +54,7 @@ void		 worker_session_ended(struct worker *);
 void		 worker_rearm(struct worker *);
 void		 worker_stop(struct worker *);
 void		 worker_halt(struct worker *);
+int		 worker_reload(struct worker *, struct conf *, char *, size_t);
 uint64_t	 worker_session_id(struct worker *);
 
 #endif

@@ -26,6 +26,8 @@ struct listener {
 	unsigned		 l_rr;		/* round-robin cursor */
 };
 
+void		 listener_activation_init(void);
+void		 listener_activation_done(void);
 struct listener	*listener_open(struct listen_conf *, char *err, size_t);
 void		 listener_start(struct listener *, struct worker *);
 void		 listener_rearm(struct listener *);

@@ -333,7 +333,8 @@ main(int argc, char *argv[])
 	if (proc_raise_nofile() == -1)
 		log_warn("cannot raise the descriptor limit");
 
-	/* Bind first, while we may still be privileged. */
+	/* Bind first (or take passed sockets), while still privileged. */
+	listener_activation_init();
 	TAILQ_FOREACH(lc, &conf->c_listens, lc_entry)
 		nl++;
 	if ((ls = calloc(nl, sizeof(*ls))) == NULL)
@@ -350,6 +351,7 @@ main(int argc, char *argv[])
 		}
 		nl++;
 	}
+	listener_activation_done();
 	if (o.o_daemon && (proc_daemonize(err, sizeof(err)) == -1 ||
 	    proc_pidfile_write(o.o_pidfile, err, sizeof(err)) == -1))
 		fatalx("%s", err);

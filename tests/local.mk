@@ -25,9 +25,9 @@ tests_unit_proxyhdr_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/src
 TESTS += tests/unit_proxyhdr
 
 # PROXY protocol, decoded by an independent parser (HAProxy).
-TESTS += tests/t_proxy.py tests/t_daemon.py tests/t_reload.py tests/t_notify.py
+TESTS += tests/t_proxy.py tests/t_daemon.py tests/t_reload.py tests/t_notify.py tests/t_activation.py tests/t_unit.py
 EXTRA_DIST += tests/setup-debian tests/suite tests/t_proxy.py tests/t_daemon.py \
-	tests/t_reload.py tests/t_notify.py
+	tests/t_reload.py tests/t_notify.py tests/t_activation.py tests/t_unit.py
 
 include tests/integration.mk
 include tests/bench.mk

@@ -874,7 +874,7 @@ class Relay:
     _count = 0
 
     def __init__(self, args=None, config=None, extra=(), listeners=None, env=None,
-                 rlimit_nofile=None, wait=True):
+                 rlimit_nofile=None, wait=True, pass_fds=()):
         Relay._count += 1
         self.n = Relay._count
         self.logpath = os.path.join(_tmp_root, "relay%d.log" % self.n)
@@ -899,7 +899,8 @@ class Relay:
         self.baseline_fds = None
         with open(self.logpath, "wb") as log, open(self.outpath, "wb") as out:
             self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=log,
-                                         env=env, preexec_fn=_child_setup(rlimit_nofile))
+                                         env=env, preexec_fn=_child_setup(rlimit_nofile),
+                                         pass_fds=pass_fds)
         self.pid = self.proc.pid
         _case_resources.append(self)
         _all_relays.append(self)

@@ -355,8 +355,11 @@ main(int argc, char *argv[])
 	if (o.o_daemon && (proc_daemonize(err, sizeof(err)) == -1 ||
 	    proc_pidfile_write(o.o_pidfile, err, sizeof(err)) == -1))
 		fatalx("%s", err);
-	if (user != NULL && proc_drop(user, uid, gid, err, sizeof(err)) == -1)
-		fatalx("%s: refusing to run on", err);
+	/* A drop that fails will fail again: exit 2, which is not restarted. */
+	if (user != NULL && proc_drop(user, uid, gid, err, sizeof(err)) == -1) {
+		log_error("%s: refusing to run on", err);
+		exit(EXIT_USAGE);
+	}
 
 	w = worker_new();
 	w->w_max_conns = (unsigned)conf->c_max_conns;

@@ -358,7 +358,11 @@ main(int argc, char *argv[])
 	/* A drop that fails will fail again: exit 2, which is not restarted. */
 	if (user != NULL && proc_drop(user, uid, gid, err, sizeof(err)) == -1) {
 		log_error("%s: refusing to run on", err);
-		exit(EXIT_USAGE);
+		while (nl > 0)
+			listener_free(ls[--nl]);
+		free(ls);
+		conf_free(conf);
+		return EXIT_USAGE;
 	}
 
 	w = worker_new();

@@ -85,4 +85,22 @@ def case_user_unknown():
     expect_match(r'--user: user "no-such-user-relay64": no such user', err, "message")
 
 
-main([case_daemon_pidfile, case_user_drop, case_user_unknown])
+def case_user_drop_fails():
+    "a drop that cannot be done (started unprivileged) is refused with exit 2, before relaying"
+    if os.geteuid() != 0:
+        raise Skip("needs root to start the relay as another user")
+    import subprocess
+    nobody = pwd.getpwnam("nobody")
+
+    def become_nobody():
+        os.setgroups([])
+        os.setgid(nobody.pw_gid)
+        os.setuid(nobody.pw_uid)
+    p = subprocess.run(WRAPPER + [os.environ["RELAY64"], "-u", "root", "[::1]:0", "127.0.0.1:9"],
+                       capture_output=True, text=True, timeout=bound(20), preexec_fn=become_nobody)
+    expect_eq(p.returncode, 2, "exit status of a failed drop")
+    expect_match(r"user root: setgroups: Operation not permitted: refusing to run on", p.stderr,
+                 "the message says what failed")
+
+
+main([case_daemon_pidfile, case_user_drop, case_user_unknown, case_user_drop_fails])

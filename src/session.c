@@ -15,6 +15,7 @@
 #include <netinet/tcp.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,6 +36,8 @@
 /* Reads per readiness event, so one busy flow cannot starve the rest. */
 #define FLOW_READS	16
 #define SESSION_REASONMAX 256
+/* Most bytes one splice moves: the default pipe capacity. */
+#define FLOW_PIPE_CHUNK	(64 * 1024)
 
 static void	session_connect_next(void *);
 static void	session_connected(evutil_socket_t, short, void *);
@@ -185,6 +188,7 @@ flow_init(struct flow *f, struct session *s, int from, int to)
 	f->f_sess = s;
 	f->f_from = from;
 	f->f_to = to;
+	f->f_pipe[0] = f->f_pipe[1] = -1;
 	event_assign(&f->f_rev, base, from, EV_READ | EV_PERSIST, flow_event,
 	    f);
 	event_assign(&f->f_wev, base, to, EV_WRITE | EV_PERSIST, flow_event,
@@ -302,8 +306,8 @@ flow_error(struct flow *f, int fd, const char *op, int err)
 static void
 flow_arm(struct flow *f)
 {
-	int	rwant = !f->f_eof && f->f_len == 0;
-	int	wwant = f->f_len > 0;
+	int	rwant = !f->f_eof && f->f_len == 0 && f->f_plen == 0;
+	int	wwant = f->f_len > 0 || f->f_plen > 0;
 
 	if (rwant != f->f_rarmed) {
 		if (rwant)
@@ -358,6 +362,72 @@ flow_write(struct flow *f, const char *buf, size_t len)
 	return 0;
 }
 
+#ifdef USE_SPLICE
+/*
+ * Zero-copy: once a flow has filled a whole scratch read it carries bulk,
+ * and it gets a pipe; from then on bytes move socket -> pipe -> socket with
+ * splice(2), never through user space.  Bytes the destination has not
+ * taken yet stay in the pipe (f_plen), and the source is not read while
+ * they do, as with f_buf.  Without a pipe (none could be had), the copying
+ * path goes on.
+ */
+static void
+flow_pipe_open(struct flow *f)
+{
+	if (pipe2(f->f_pipe, O_NONBLOCK | O_CLOEXEC) == -1) {
+		f->f_pipe[0] = f->f_pipe[1] = -1;
+		f->f_nopipe = 1;	/* do not try again for this flow */
+	}
+}
+
+/* Empty the pipe into f_to.  Returns 0, or -1 when the session ended. */
+static int
+flow_splice_out(struct flow *f)
+{
+	ssize_t	n;
+
+	while (f->f_plen > 0) {
+		n = splice(f->f_pipe[0], NULL, f->f_to, NULL, f->f_plen,
+		    SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+		if (n == -1) {
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				return 0;
+			if (errno == EINTR)
+				continue;
+			flow_error(f, f->f_to, "write", errno);
+			return -1;
+		}
+		f->f_plen -= (uint32_t)n;
+		f->f_bytes += (size_t)n;
+	}
+	return 0;
+}
+
+/*
+ * One splice from f_from into the pipe, then on to f_to.  Returns the
+ * bytes read (0 at EOF), -2 when the source has nothing now, or -1 when
+ * the session ended.
+ */
+static ssize_t
+flow_splice(struct flow *f)
+{
+	ssize_t	n;
+
+	n = splice(f->f_from, NULL, f->f_pipe[1], NULL, FLOW_PIPE_CHUNK,
+	    SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+	if (n == -1) {
+		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+			return -2;
+		flow_error(f, f->f_from, "read", errno);
+		return -1;
+	}
+	f->f_plen = (uint32_t)n;
+	if (n > 0 && flow_splice_out(f) == -1)
+		return -1;
+	return n;
+}
+#endif
+
 /*
  * Move bytes from f_from to f_to: first what is kept, then fresh reads
  * passed straight through.  On EOF with nothing kept, pass the FIN on.
@@ -371,6 +441,14 @@ flow_pump(struct flow *f)
 	ssize_t		 n;
 	int		 i;
 
+#ifdef USE_SPLICE
+	if (f->f_plen > 0) {
+		if (flow_splice_out(f) == -1)
+			return -1;
+		if (f->f_plen > 0)
+			goto arm;
+	}
+#endif
 	if (f->f_len > 0) {
 		if (flow_write(f, f->f_buf + f->f_off, f->f_len) == -1)
 			return -1;
@@ -380,10 +458,30 @@ flow_pump(struct flow *f)
 		f->f_buf = NULL;
 	}
 	for (i = 0; i < FLOW_READS && !f->f_eof; i++) {
+#ifdef USE_SPLICE
+		if (f->f_pipe[0] != -1) {
+			if ((n = flow_splice(f)) == -1)
+				return -1;
+			if (n == -2)
+				break;
+			if (n == 0) {
+				f->f_eof = 1;
+				break;
+			}
+			if (f->f_plen > 0 || n < FLOW_PIPE_CHUNK)
+				break;
+			continue;
+		}
+#endif
 		n = recv(f->f_from, scratch, WORKER_SCRATCH, 0);
 		if (n > 0) {
 			if (flow_write(f, scratch, (size_t)n) == -1)
 				return -1;
+#ifdef USE_SPLICE
+			if (n == WORKER_SCRATCH && !f->f_nopipe &&
+			    f->f_pipe[0] == -1)
+				flow_pipe_open(f);	/* bulk: go zero-copy */
+#endif
 			if (f->f_len > 0 || n < WORKER_SCRATCH)
 				break;
 			continue;
@@ -401,7 +499,7 @@ flow_pump(struct flow *f)
 	}
 	if (s->s_conf->lc_idle_timeout > 0)
 		s->s_last = session_now();
-	if (f->f_eof && f->f_len == 0 && !f->f_shut) {
+	if (f->f_eof && f->f_len == 0 && f->f_plen == 0 && !f->f_shut) {
 		/* Half-close: pass the FIN on, keep the other way going. */
 		if (shutdown(f->f_to, SHUT_WR) == -1 && errno != ENOTCONN) {
 			flow_error(f, f->f_to, "shutdown", errno);
@@ -435,6 +533,11 @@ flow_clear(struct flow *f)
 		event_del(&f->f_wev);
 	free(f->f_buf);
 	f->f_buf = NULL;
+	if (f->f_pipe[0] != -1) {
+		close(f->f_pipe[0]);
+		close(f->f_pipe[1]);
+		f->f_pipe[0] = f->f_pipe[1] = -1;
+	}
 }
 
 /* Close a socket; with abort, as a reset (RST), so the peer learns fast. */

@@ -34,10 +34,13 @@ struct flow {
 	uint32_t		 f_off;
 	uint32_t		 f_len;
 	uint64_t		 f_bytes;	/* delivered to f_to */
+	int			 f_pipe[2];	/* splice: -1 until bulk */
+	uint32_t		 f_plen;	/* bytes waiting in f_pipe */
 	uint8_t			 f_eof;		/* f_from sent FIN */
 	uint8_t			 f_shut;	/* FIN passed on to f_to */
 	uint8_t			 f_rarmed;
 	uint8_t			 f_warmed;
+	uint8_t			 f_nopipe;	/* no pipe could be had */
 };
 
 enum session_state {

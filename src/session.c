@@ -76,7 +76,6 @@ session_start(struct listener *l, int fd, const struct sockaddr_in6 *peer)
 	struct session		*s;
 	size_t			 start = 0;
 
-
 	if ((s = calloc(1, sizeof(*s))) == NULL) {
 		log_warn("listen %s: session", lc->lc_name);
 		close(fd);

@@ -174,6 +174,17 @@ parse_options(int argc, char *argv[], struct options *o)
 	}
 }
 
+/* Give back what start-up opened before it failed; returns status. */
+static int
+startup_abort(struct listener **ls, size_t nl, struct conf *conf, int status)
+{
+	while (nl > 0)
+		listener_free(ls[--nl]);
+	free(ls);
+	conf_free(conf);
+	return status;
+}
+
 static void
 status_ready(void)
 {
@@ -231,20 +242,13 @@ signal_reload(evutil_socket_t sig, short what, void *arg)
 	    (unsigned long long)ts.tv_sec * 1000000ULL +
 	    (unsigned long long)ts.tv_nsec / 1000, relay.r_conf->c_file);
 	log_notice("SIGHUP: reloading %s", relay.r_conf->c_file);
-	if ((conf = conf_load(relay.r_conf->c_file, err, sizeof(err))) == NULL) {
-		log_error("reload failed: %s; the running configuration stays",
-		    err);
-		status_ready();
-		return;
-	}
+	if ((conf = conf_load(relay.r_conf->c_file, err, sizeof(err))) == NULL)
+		goto failed;
 	if (relay.r_opts->o_level != -1)
 		conf->c_log_level = relay.r_opts->o_level;
 	if (worker_reload(w, conf, err, sizeof(err)) == -1) {
-		log_error("reload failed: %s; the running configuration stays",
-		    err);
 		conf_free(conf);
-		status_ready();
-		return;
+		goto failed;
 	}
 	if ((conf->c_user == NULL) != (relay.r_conf->c_user == NULL) ||
 	    (conf->c_user != NULL &&
@@ -255,6 +259,10 @@ signal_reload(evutil_socket_t sig, short what, void *arg)
 	conf_free(relay.r_conf);
 	relay.r_conf = conf;
 	log_notice("reloaded %s", conf->c_file);
+	status_ready();
+	return;
+ failed:
+	log_error("reload failed: %s; the running configuration stays", err);
 	status_ready();
 }
 
@@ -343,11 +351,7 @@ main(int argc, char *argv[])
 	TAILQ_FOREACH(lc, &conf->c_listens, lc_entry) {
 		if ((ls[nl] = listener_open(lc, err, sizeof(err))) == NULL) {
 			log_error("%s", err);
-			while (nl > 0)
-				listener_free(ls[--nl]);
-			free(ls);
-			conf_free(conf);
-			return EXIT_RUNTIME;
+			return startup_abort(ls, nl, conf, EXIT_RUNTIME);
 		}
 		nl++;
 	}
@@ -358,17 +362,12 @@ main(int argc, char *argv[])
 	/* A drop that fails will fail again: exit 2, which is not restarted. */
 	if (user != NULL && proc_drop(user, uid, gid, err, sizeof(err)) == -1) {
 		log_error("%s: refusing to run on", err);
-		while (nl > 0)
-			listener_free(ls[--nl]);
-		free(ls);
-		conf_free(conf);
-		return EXIT_USAGE;
+		return startup_abort(ls, nl, conf, EXIT_USAGE);
 	}
 
 	w = worker_new();
-	w->w_max_conns = (unsigned)conf->c_max_conns;
 	w->w_once = o.o_once;
-	w->w_drain_timeout = conf->c_drain_timeout;
+	worker_set_conf(w, conf);
 	for (i = 0; i < nl; i++)
 		listener_start(ls[i], w);
 	free(ls);

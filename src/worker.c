@@ -204,6 +204,15 @@ worker_drained(evutil_socket_t fd, short what, void *arg)
 	worker_halt(w);
 }
 
+/* The global settings of conf that the loop applies: limits, drain. */
+void
+worker_set_conf(struct worker *w, const struct conf *conf)
+{
+	w->w_max_conns = (unsigned)conf->c_max_conns;
+	w->w_drain_timeout = conf->c_drain_timeout;
+	worker_rearm(w);
+}
+
 /* A running listener that can serve lc with its socket as it is. */
 static struct listener *
 worker_match(struct worker *w, const struct listen_conf *lc, int any_title)
@@ -281,9 +290,7 @@ worker_reload(struct worker *w, struct conf *conf, char *err, size_t errlen)
 		}
 		i++;
 	}
-	w->w_max_conns = (unsigned)conf->c_max_conns;
-	w->w_drain_timeout = conf->c_drain_timeout;
-	worker_rearm(w);
+	worker_set_conf(w, conf);
 	rc = 0;
  out:
 	for (i = 0; i < n; i++)

@@ -55,6 +55,7 @@ void		 worker_rearm(struct worker *);
 void		 worker_stop(struct worker *);
 void		 worker_halt(struct worker *);
 int		 worker_reload(struct worker *, struct conf *, char *, size_t);
+void		 worker_set_conf(struct worker *, const struct conf *);
 uint64_t	 worker_session_id(struct worker *);
 
 #endif

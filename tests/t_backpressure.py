@@ -6,10 +6,28 @@ import threading
 
 from relaytest import *
 
-TOTAL = 64 * MiB
-MAX_IN_FLIGHT = 16 * MiB     # bytes accepted from the writer while the reader sleeps
 MAX_RSS_GROWTH_KIB = 8 * 1024
 SOCKBUF = 256 * KiB          # the test's own socket buffers, kept small
+
+
+def _sysctl_max(name):
+    with open("/proc/sys/net/ipv4/" + name) as f:
+        return int(f.read().split()[2])
+
+
+# While the reader sleeps, the bytes the writer got rid of can only be in kernel buffers
+# (the writer's send buffer, the relay's receive buffer on one socket and send buffer on
+# the other, the relay's pipe, the reader's receive buffer) or in the relay's one flow
+# buffer.  The kernel autotunes the relay's buffers up to tcp_rmem/tcp_wmem's maximum,
+# which differs between machines (6 MiB by default, 32 MiB on some), so the bound is computed
+# from them: anything beyond it is the relay buffering in user space.
+RELAY_RCVBUF_MAX = _sysctl_max("tcp_rmem")
+RELAY_SNDBUF_MAX = _sysctl_max("tcp_wmem")
+MAX_IN_FLIGHT = (RELAY_RCVBUF_MAX + RELAY_SNDBUF_MAX
+                 + 2 * 2 * SOCKBUF   # the test's two sockets (the kernel doubles SO_*BUF)
+                 + 1 * MiB           # the relay's pipe (64 KiB) and flow buffer (64 KiB), slack
+                 )
+TOTAL = max(64 * MiB, 2 * MAX_IN_FLIGHT)
 
 
 def _check_memory(r, rss0, what):
@@ -23,7 +41,7 @@ def _check_memory(r, rss0, what):
 
 
 def case_slow_upstream():
-    "the upstream does not read while the client pushes 64 MiB: the client stalls well below 64 MiB, relay memory bounded; then everything arrives"
+    "the upstream does not read while the client pushes 64 MiB or more: the client stalls once the kernel's buffers are full, relay memory bounded; then everything arrives"
     be = Backend(sink_source(1000, after_eof=True, hold_rx=True, timeout=bound(60), rx_limit=TOTAL),
                  rcvbuf=SOCKBUF)
     r = Relay(args=["[::1]:0", be.addr])
@@ -33,7 +51,7 @@ def case_slow_upstream():
     t, res = duplex_thread(s, Source(TOTAL, 80), timeout=bound(60), rx_limit=1000)
     rec = be.wait_conns(1)
     sent = wait_stall(lambda: res.tx_len, TOTAL, quiet=1.0)
-    note("  the client's sends stalled after %d bytes (%.1f MiB)" % (sent, sent / MiB))
+    note("  the client's sends stalled after %d bytes (%.1f MiB; bound %.1f MiB)" % (sent, sent / MiB, MAX_IN_FLIGHT / MiB))
     expect(sent < MAX_IN_FLIGHT, "slow upstream: the client's sends stall",
            "< %d bytes accepted" % MAX_IN_FLIGHT, "%d bytes accepted" % sent)
     expect_eq(rec.result.rx_len, 0, "slow upstream: bytes the upstream read so far")
@@ -47,7 +65,7 @@ def case_slow_upstream():
 
 
 def case_slow_client():
-    "the client does not read while the upstream pushes 64 MiB: the upstream stalls well below 64 MiB, relay memory bounded; then everything arrives"
+    "the client does not read while the upstream pushes 64 MiB or more: the upstream stalls once the kernel's buffers are full, relay memory bounded; then everything arrives"
     be = Backend(sink_source(TOTAL, timeout=bound(60), rx_limit=1000), sndbuf=SOCKBUF)
     r = Relay(args=["[::1]:0", be.addr])
     rss0 = r.rss_kib()
@@ -57,7 +75,7 @@ def case_slow_client():
     t, res = duplex_thread(s, Source(1000, 81), timeout=bound(60), rx_gate=gate, rx_limit=TOTAL)
     rec = be.wait_conns(1)
     sent = wait_stall(lambda: rec.result.tx_len if rec.result else 0, TOTAL, quiet=1.0)
-    note("  the upstream's sends stalled after %d bytes (%.1f MiB)" % (sent, sent / MiB))
+    note("  the upstream's sends stalled after %d bytes (%.1f MiB; bound %.1f MiB)" % (sent, sent / MiB, MAX_IN_FLIGHT / MiB))
     expect(sent < MAX_IN_FLIGHT, "slow client: the upstream's sends stall",
            "< %d bytes accepted" % MAX_IN_FLIGHT, "%d bytes accepted" % sent)
     _check_memory(r, rss0, "slow client")

@@ -116,6 +116,12 @@ conf_v_max_conns(cfg_t *cfg, cfg_opt_t *opt)
 }
 
 static int
+conf_v_workers(cfg_t *cfg, cfg_opt_t *opt)
+{
+	return conf_check_range(cfg, opt, 0, CONF_WORKERS_MAX);
+}
+
+static int
 conf_v_log_level(cfg_t *cfg, cfg_opt_t *opt)
 {
 	const char	*v = cfg_opt_getnstr(opt, 0);
@@ -389,6 +395,7 @@ conf_new(void)
 		fatal("calloc");
 	conf->c_log_level = LOG_INFO;
 	conf->c_drain_timeout = CONF_DRAIN_TIMEOUT;
+	conf->c_splice = 1;
 	TAILQ_INIT(&conf->c_listens);
 	return conf;
 }
@@ -527,6 +534,8 @@ conf_load(const char *file, char *err, size_t errlen)
 		CFG_STR("log-level", "info", CFGF_NONE),
 		CFG_INT("drain-timeout", CONF_DRAIN_TIMEOUT, CFGF_NONE),
 		CFG_INT("max-connections", 0, CFGF_NONE),
+		CFG_INT("workers", 0, CFGF_NONE),
+		CFG_BOOL("splice", cfg_true, CFGF_NONE),
 		CFG_SEC("listen", listen_opts,
 		    CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES),
 		CFG_END()
@@ -539,6 +548,7 @@ conf_load(const char *file, char *err, size_t errlen)
 		{ "log-level",			conf_v_log_level },
 		{ "drain-timeout",		conf_v_drain_timeout },
 		{ "max-connections",		conf_v_max_conns },
+		{ "workers",			conf_v_workers },
 		{ "listen|bind",		conf_v_bind },
 		{ "listen|upstream",		conf_v_upstream },
 		{ "listen|balance",		conf_v_balance },
@@ -599,6 +609,8 @@ conf_load(const char *file, char *err, size_t errlen)
 	conf->c_log_level = log_level_parse(cfg_getstr(cfg, "log-level"));
 	conf->c_drain_timeout = (int)cfg_getint(cfg, "drain-timeout");
 	conf->c_max_conns = (int)cfg_getint(cfg, "max-connections");
+	conf->c_workers = (int)cfg_getint(cfg, "workers");
+	conf->c_splice = cfg_getbool(cfg, "splice") ? 1 : 0;
 
 	if ((n = cfg_size(cfg, "listen")) == 0) {
 		snprintf(err, errlen, "%s: no listen section: nothing to do",
@@ -662,14 +674,16 @@ conf_adhoc(const char *listen, const char *upstream, const char *proxy,
 struct listen_conf *
 conf_listen_ref(struct listen_conf *lc)
 {
-	lc->lc_refs++;
+	atomic_fetch_add_explicit(&lc->lc_refs, 1, memory_order_relaxed);
 	return lc;
 }
 
+/* Any worker may drop the last reference: the count is atomic. */
 void
 conf_listen_unref(struct listen_conf *lc)
 {
-	if (--lc->lc_refs > 0)
+	if (atomic_fetch_sub_explicit(&lc->lc_refs, 1,
+	    memory_order_acq_rel) > 1)
 		return;
 	free(lc->lc_name);
 	free(lc->lc_upstreams);

@@ -11,6 +11,7 @@
 
 #include <sys/queue.h>
 #include <netinet/in.h>
+#include <stdatomic.h>
 #include <stdio.h>
 
 #include "addr.h"
@@ -23,13 +24,14 @@ enum conf_balance {
 };
 
 /*
- * One listen section.  Reference counted: a listener holds one reference,
- * and every session holds one, so a session keeps the settings it started
- * with for its whole life.
+ * One listen section, never changed once parsed.  Reference counted
+ * (atomically: sessions of every worker hold references): a listener holds
+ * one reference, and every session holds one, so a session keeps the
+ * settings it started with for its whole life.
  */
 struct listen_conf {
 	TAILQ_ENTRY(listen_conf) lc_entry;
-	unsigned		 lc_refs;
+	atomic_uint		 lc_refs;
 	char			*lc_name;
 	int			 lc_line;	/* line of its bind */
 	struct sockaddr_in6	 lc_bind;
@@ -54,6 +56,8 @@ struct conf {
 	int			 c_log_level;	/* syslog priority */
 	int			 c_drain_timeout;
 	int			 c_max_conns;	/* 0 = no limit */
+	int			 c_workers;	/* 0 = one per CPU */
+	int			 c_splice;	/* bulk bytes with splice(2) */
 	struct listen_confs	 c_listens;
 };
 
@@ -62,6 +66,7 @@ struct conf {
 #define CONF_IDLE_TIMEOUT	0
 #define CONF_DRAIN_TIMEOUT	30
 #define CONF_ADHOC_NAME		"cmdline"
+#define CONF_WORKERS_MAX	256
 
 struct conf	*conf_load(const char *file, char *err, size_t errlen);
 struct conf	*conf_adhoc(const char *listen, const char *upstream,

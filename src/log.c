@@ -12,13 +12,15 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
 
 #include "log.h"
 
-static int	log_level = LOG_INFO;
+/* Set by the control thread (a reload), read by every worker. */
+static atomic_int log_level = LOG_INFO;
 static int	log_syslog;
 static int	log_journal;
 
@@ -66,7 +68,14 @@ log_setlevel(int level)
 int
 log_getlevel(void)
 {
-	return log_level;
+	return atomic_load_explicit(&log_level, memory_order_relaxed);
+}
+
+/* Worth formatting a debug message? */
+int
+log_debugging(void)
+{
+	return log_getlevel() >= LOG_DEBUG;
 }
 
 int
@@ -96,11 +105,13 @@ log_vat(int pri, const char *fmt, va_list ap)
 {
 	int	saved = errno;
 
-	if (pri > log_level)
+	if (pri > log_getlevel())
 		return;
 	if (log_syslog)
 		vsyslog(pri, fmt, ap);
 	else {
+		/* One line at a time: workers log from their own threads. */
+		flockfile(stderr);
 		if (log_journal)
 			fprintf(stderr, "<%d>", pri);
 		else
@@ -108,6 +119,7 @@ log_vat(int pri, const char *fmt, va_list ap)
 		vfprintf(stderr, fmt, ap);
 		fputc('\n', stderr);
 		fflush(stderr);
+		funlockfile(stderr);
 	}
 	errno = saved;
 }

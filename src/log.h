@@ -16,6 +16,7 @@
 void	log_init(int level, int use_syslog);
 void	log_setlevel(int level);
 int	log_getlevel(void);
+int	log_debugging(void);
 int	log_level_parse(const char *name);	/* -1 when unknown */
 const char *log_level_name(int level);
 

@@ -22,8 +22,8 @@
 #include "listener.h"
 #include "log.h"
 #include "notify.h"
+#include "pool.h"
 #include "proc.h"
-#include "worker.h"
 
 #define EXIT_RUNTIME	1
 #define EXIT_USAGE	2
@@ -49,12 +49,13 @@ struct options {
 
 static int	signals_seen;
 
-/* What the signal handlers work on. */
+/* What the control loop's handlers work on. */
 static struct {
 	struct options	*r_opts;
 	struct conf	*r_conf;
-	struct worker	*r_worker;
+	struct pool	*r_pool;
 	struct event	*r_watchdog;
+	int		 r_stopping;
 } relay;
 
 static void
@@ -176,11 +177,9 @@ parse_options(int argc, char *argv[], struct options *o)
 
 /* Give back what start-up opened before it failed; returns status. */
 static int
-startup_abort(struct listener **ls, size_t nl, struct conf *conf, int status)
+startup_abort(struct pool *p, struct conf *conf, int status)
 {
-	while (nl > 0)
-		listener_free(ls[--nl]);
-	free(ls);
+	pool_free(p);
 	conf_free(conf);
 	return status;
 }
@@ -188,50 +187,45 @@ startup_abort(struct listener **ls, size_t nl, struct conf *conf, int status)
 static void
 status_ready(void)
 {
-	struct worker	*w = relay.r_worker;
-	struct listener	*l;
-	unsigned	 n = 0;
-
-	TAILQ_FOREACH(l, &w->w_listeners, l_entry)
-		if (!l->l_retired)
-			n++;
-	notify("READY=1\nSTATUS=relaying on %u listeners, %u sessions open",
-	    n, w->w_nsessions);
+	notify("READY=1\nSTATUS=relaying on %u listeners with %zu workers, "
+	    "%u sessions open", pool_listeners(relay.r_pool),
+	    relay.r_pool->p_n, pool_sessions(relay.r_pool));
 }
 
 static void
 signal_stop(evutil_socket_t sig, short what, void *arg)
 {
-	struct worker	*w = arg;
+	struct pool	*p = arg;
 
 	(void)what;
 	if (signals_seen++ == 0) {
 		log_notice("%s: stopping", strsignal((int)sig));
 		notify("STOPPING=1\nSTATUS=draining %u sessions",
-		    w->w_nsessions);
-		worker_stop(w);
+		    pool_sessions(p));
+		relay.r_stopping = 1;
+		pool_stop(p);
 	} else {
 		log_notice("%s again: closing every session now",
 		    strsignal((int)sig));
-		worker_halt(w);
+		pool_halt(p);
 	}
 }
 
 /*
  * SIGHUP: parse the configuration file anew.  On success apply it (see
- * worker_reload()); on any error log it and keep running as before.
+ * pool_reload()); on any error log it and keep running as before.
  */
 static void
 signal_reload(evutil_socket_t sig, short what, void *arg)
 {
-	struct worker	*w = arg;
+	struct pool	*p = arg;
 	struct conf	*conf;
 	struct timespec	 ts;
 	char		 err[CONF_ERRLEN];
 
 	(void)sig;
 	(void)what;
-	if (w->w_stopping)
+	if (relay.r_stopping)
 		return;
 	if (relay.r_conf->c_file == NULL) {
 		log_notice("SIGHUP: the ad-hoc form has no file to reload");
@@ -246,7 +240,7 @@ signal_reload(evutil_socket_t sig, short what, void *arg)
 		goto failed;
 	if (relay.r_opts->o_level != -1)
 		conf->c_log_level = relay.r_opts->o_level;
-	if (worker_reload(w, conf, err, sizeof(err)) == -1) {
+	if (pool_reload(p, conf, err, sizeof(err)) == -1) {
 		conf_free(conf);
 		goto failed;
 	}
@@ -255,6 +249,9 @@ signal_reload(evutil_socket_t sig, short what, void *arg)
 	    strcmp(conf->c_user, relay.r_conf->c_user) != 0))
 		log_warnx("reload: a change of user takes effect at the next "
 		    "start");
+	if (conf->c_workers != relay.r_conf->c_workers)
+		log_warnx("reload: a change of workers takes effect at the "
+		    "next start");
 	log_setlevel(conf->c_log_level);
 	conf_free(relay.r_conf);
 	relay.r_conf = conf;
@@ -266,13 +263,14 @@ signal_reload(evutil_socket_t sig, short what, void *arg)
 	status_ready();
 }
 
+/* Ping the service manager only while every worker's loop answers. */
 static void
 watchdog_ping(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
 	(void)what;
-	(void)arg;
-	notify("WATCHDOG=1");
+	if (pool_alive(arg))
+		notify("WATCHDOG=1");
 }
 
 int
@@ -280,15 +278,14 @@ main(int argc, char *argv[])
 {
 	struct options	 o;
 	struct conf	*conf;
-	struct listen_conf *lc;
-	struct listener	**ls = NULL;
-	struct worker	*w;
+	struct pool	*pool;
+	struct event_base *base;
 	struct event	*sigs[3];
 	struct timeval	 tv;
 	uint64_t	 wd;
 	char		 err[CONF_ERRLEN];
 	const char	*user;
-	size_t		 i, nl = 0;
+	size_t		 i;
 	uid_t		 uid = 0;
 	gid_t		 gid = 0;
 	int		 nargs;
@@ -343,17 +340,12 @@ main(int argc, char *argv[])
 
 	/* Bind first (or take passed sockets), while still privileged. */
 	listener_activation_init();
-	TAILQ_FOREACH(lc, &conf->c_listens, lc_entry)
-		nl++;
-	if ((ls = calloc(nl, sizeof(*ls))) == NULL)
-		fatal("calloc");
-	nl = 0;
-	TAILQ_FOREACH(lc, &conf->c_listens, lc_entry) {
-		if ((ls[nl] = listener_open(lc, err, sizeof(err))) == NULL) {
-			log_error("%s", err);
-			return startup_abort(ls, nl, conf, EXIT_RUNTIME);
-		}
-		nl++;
+	pool = pool_new(conf->c_workers > 0 ? (size_t)conf->c_workers :
+	    pool_default_workers(), o.o_once);
+	if (pool_bind(pool, conf, err, sizeof(err)) == -1) {
+		log_error("%s", err);
+		listener_activation_done();
+		return startup_abort(pool, conf, EXIT_RUNTIME);
 	}
 	listener_activation_done();
 	if (o.o_daemon && (proc_daemonize(err, sizeof(err)) == -1 ||
@@ -362,46 +354,44 @@ main(int argc, char *argv[])
 	/* A drop that fails will fail again: exit 2, which is not restarted. */
 	if (user != NULL && proc_drop(user, uid, gid, err, sizeof(err)) == -1) {
 		log_error("%s: refusing to run on", err);
-		return startup_abort(ls, nl, conf, EXIT_USAGE);
+		return startup_abort(pool, conf, EXIT_USAGE);
 	}
 
-	w = worker_new();
-	w->w_once = o.o_once;
-	worker_set_conf(w, conf);
-	for (i = 0; i < nl; i++)
-		listener_start(ls[i], w);
-	free(ls);
-
-	sigs[0] = evsignal_new(w->w_base, SIGTERM, signal_stop, w);
-	sigs[1] = evsignal_new(w->w_base, SIGINT, signal_stop, w);
-	sigs[2] = evsignal_new(w->w_base, SIGHUP, signal_reload, w);
+	/* The control loop: signals, reload, watchdog; workers relay. */
+	if ((base = event_base_new()) == NULL)
+		fatalx("cannot create the event loop");
+	sigs[0] = evsignal_new(base, SIGTERM, signal_stop, pool);
+	sigs[1] = evsignal_new(base, SIGINT, signal_stop, pool);
+	sigs[2] = evsignal_new(base, SIGHUP, signal_reload, pool);
 	for (i = 0; i < 3; i++)
 		if (sigs[i] == NULL || evsignal_add(sigs[i], NULL) == -1)
 			fatalx("cannot install signal handlers");
 	relay.r_opts = &o;
 	relay.r_conf = conf;
-	relay.r_worker = w;
+	relay.r_pool = pool;
+	pool_start(pool, base, conf);
 	if ((wd = notify_watchdog_usec()) != 0) {
-		/* Ping at half the interval, from the loop itself. */
+		/* Ping at half the interval, if every worker answers. */
 		tv.tv_sec = (time_t)(wd / 2 / 1000000);
 		tv.tv_usec = (suseconds_t)(wd / 2 % 1000000);
-		relay.r_watchdog = event_new(w->w_base, -1, EV_PERSIST,
-		    watchdog_ping, NULL);
+		relay.r_watchdog = event_new(base, -1, EV_PERSIST,
+		    watchdog_ping, pool);
 		if (relay.r_watchdog == NULL ||
 		    event_add(relay.r_watchdog, &tv) == -1)
 			fatalx("cannot start the watchdog timer");
 	}
 	status_ready();
 
-	if (event_base_dispatch(w->w_base) == -1)
+	if (event_base_dispatch(base) == -1)
 		log_error("event loop failed");
+	pool_free(pool);
 	log_notice("stopped");
 
 	if (relay.r_watchdog != NULL)
 		event_free(relay.r_watchdog);
 	for (i = 0; i < 3; i++)
 		event_free(sigs[i]);
-	worker_free(w);
+	event_base_free(base);
 	conf_free(relay.r_conf);
 	if (o.o_daemon)
 		proc_pidfile_remove(o.o_pidfile);

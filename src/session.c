@@ -28,6 +28,7 @@
 #include "conf.h"
 #include "listener.h"
 #include "log.h"
+#include "pool.h"
 #include "proxyhdr.h"
 #include "session.h"
 #include "upstream.h"
@@ -84,7 +85,7 @@ session_start(struct listener *l, int fd, const struct sockaddr_in6 *peer)
 	}
 	s->s_listener = l;
 	s->s_conf = conf_listen_ref(lc);
-	s->s_id = worker_session_id(w);
+	s->s_id = pool_session_id(w->w_pool);
 	s->s_state = SESSION_CONNECTING;
 	s->s_cfd = fd;
 	s->s_ufd = -1;
@@ -92,9 +93,17 @@ session_start(struct listener *l, int fd, const struct sockaddr_in6 *peer)
 	clock_gettime(CLOCK_MONOTONIC, &s->s_start);
 	LIST_INSERT_HEAD(&w->w_sessions, s, s_entry);
 	session_nodelay(fd);
+	if (log_debugging()) {
+		char	client[ADDR_STRLEN];
+
+		log_debug("listen %s: session %016llx from %s on worker %zu",
+		    lc->lc_name, (unsigned long long)s->s_id,
+		    addr_format((const struct sockaddr *)peer, client,
+		    sizeof(client)), w->w_index);
+	}
 
 	if (lc->lc_balance == BALANCE_ROUNDROBIN)
-		start = l->l_rr++;
+		start = listener_next_rr(l);
 	upstream_iter_init(&s->s_up, lc, start, w, session_connect_next, s);
 	session_connect_next(s);
 }
@@ -478,7 +487,8 @@ flow_pump(struct flow *f)
 				return -1;
 #ifdef USE_SPLICE
 			if (n == WORKER_SCRATCH && !f->f_nopipe &&
-			    f->f_pipe[0] == -1)
+			    f->f_pipe[0] == -1 && pool_splice(
+			    s->s_listener->l_worker->w_pool))
 				flow_pipe_open(f);	/* bulk: go zero-copy */
 #endif
 			if (f->f_len > 0 || n < WORKER_SCRATCH)

@@ -3,19 +3,20 @@
  */
 #include "config.h"
 
-#include <sys/random.h>
+#include <sys/eventfd.h>
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
+#include <unistd.h>
 
 #include <event2/dns.h>
 #include <event2/event.h>
 
-#include "addr.h"
 #include "conf.h"
 #include "listener.h"
 #include "log.h"
+#include "pool.h"
 #include "session.h"
 #include "worker.h"
 
@@ -24,21 +25,23 @@
 
 static void	worker_resume(evutil_socket_t, short, void *);
 static void	worker_drained(evutil_socket_t, short, void *);
+static void	worker_mail(evutil_socket_t, short, void *);
 
 struct worker *
-worker_new(void)
+worker_new(struct pool *p, size_t index)
 {
 	struct event_config	*cfg;
 	struct worker		*w;
-	uint32_t		 seed;
 
 	if ((w = calloc(1, sizeof(*w))) == NULL)
 		fatal("calloc");
+	w->w_pool = p;
+	w->w_index = index;
 	if ((w->w_scratch = malloc(WORKER_SCRATCH)) == NULL)
 		fatal("malloc");
 	if ((cfg = event_config_new()) == NULL)
 		fatalx("event_config_new failed");
-	/* One thread per loop: libevent needs no locks. */
+	/* Only this worker's thread touches its loop: no locks needed. */
 	event_config_set_flag(cfg, EVENT_BASE_FLAG_NOLOCK);
 	if ((w->w_base = event_base_new_with_config(cfg)) == NULL)
 		fatalx("cannot create the event loop");
@@ -47,28 +50,162 @@ worker_new(void)
 	LIST_INIT(&w->w_sessions);
 	evtimer_assign(&w->w_resume, w->w_base, worker_resume, w);
 	evtimer_assign(&w->w_drain, w->w_base, worker_drained, w);
-	/* Session ids: a random high half, so ids differ across restarts. */
-	if (getrandom(&seed, sizeof(seed), GRND_NONBLOCK) != sizeof(seed))
-		seed = (uint32_t)time(NULL);
-	w->w_idbase = (uint64_t)seed << 32;
+	if ((w->w_mailfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) == -1)
+		fatal("eventfd");
+	event_assign(&w->w_mail_ev, w->w_base, w->w_mailfd,
+	    EV_READ | EV_PERSIST, worker_mail, w);
+	event_add(&w->w_mail_ev, NULL);
+	atomic_init(&w->w_mail, 0);
+	atomic_init(&w->w_pong, 0);
+	if ((errno = pthread_mutex_init(&w->w_lock, NULL)) != 0)
+		fatal("pthread_mutex_init");
 	return w;
 }
 
+/* After the thread has ended (or never started). */
 void
 worker_free(struct worker *w)
 {
-	struct listener	*l;
+	struct worker_plan	*wp;
+	struct listener		*l;
 
-	worker_halt(w);
+	worker_halt_sessions(w);
 	while ((l = TAILQ_FIRST(&w->w_listeners)) != NULL)
 		listener_free(l);
+	while ((wp = w->w_plans) != NULL) {
+		w->w_plans = wp->wp_next;
+		worker_plan_free(wp);
+	}
 	event_del(&w->w_resume);
 	event_del(&w->w_drain);
+	event_del(&w->w_mail_ev);
+	close(w->w_mailfd);
+	pthread_mutex_destroy(&w->w_lock);
 	if (w->w_dns != NULL)
 		evdns_base_free(w->w_dns, 0);
 	event_base_free(w->w_base);
 	free(w->w_scratch);
 	free(w);
+}
+
+/* The thread's body: the loop, until stopped and drained. */
+int
+worker_run(struct worker *w)
+{
+	return event_base_dispatch(w->w_base);
+}
+
+/* From any thread: set flags in w's mailbox and wake its loop. */
+void
+worker_post(struct worker *w, unsigned flags)
+{
+	uint64_t	one = 1;
+
+	/* Only the first flag since the loop last looked needs a wake-up. */
+	if (atomic_fetch_or(&w->w_mail, flags) != 0)
+		return;
+	while (write(w->w_mailfd, &one, sizeof(one)) == -1 && errno == EINTR)
+		;
+}
+
+/* From the control thread: queue a reload plan for w (w takes it). */
+void
+worker_post_plan(struct worker *w, struct worker_plan *wp)
+{
+	struct worker_plan	**tail;
+
+	wp->wp_next = NULL;
+	pthread_mutex_lock(&w->w_lock);
+	for (tail = &w->w_plans; *tail != NULL; tail = &(*tail)->wp_next)
+		;
+	*tail = wp;
+	pthread_mutex_unlock(&w->w_lock);
+	worker_post(w, WORKER_RELOAD);
+}
+
+void
+worker_plan_free(struct worker_plan *wp)
+{
+	size_t	i;
+
+	for (i = 0; i < wp->wp_n; i++) {
+		conf_listen_unref(wp->wp_e[i].conf);
+		if (wp->wp_e[i].fresh != NULL)
+			listener_free(wp->wp_e[i].fresh);
+	}
+	free(wp);
+}
+
+/*
+ * Apply a reload in this worker: listeners of kept groups take their new
+ * settings, those of removed groups retire (their sessions run on), new
+ * ones start.
+ */
+static void
+worker_apply(struct worker *w, struct worker_plan *wp)
+{
+	struct listener	*l, *next;
+	size_t		 i;
+
+	for (l = TAILQ_FIRST(&w->w_listeners); l != NULL; l = next) {
+		next = TAILQ_NEXT(l, l_entry);
+		if (l->l_retired)
+			continue;
+		for (i = 0; i < wp->wp_n; i++)
+			if (wp->wp_e[i].fresh == NULL &&
+			    wp->wp_e[i].group == l->l_group)
+				break;
+		if (i < wp->wp_n)
+			listener_set_conf(l, wp->wp_e[i].conf);
+		else
+			listener_retire(l);
+	}
+	for (i = 0; i < wp->wp_n; i++) {
+		if (wp->wp_e[i].fresh == NULL)
+			continue;
+		listener_start(wp->wp_e[i].fresh, w);
+		wp->wp_e[i].fresh = NULL;
+	}
+	worker_plan_free(wp);
+}
+
+static void
+worker_mail(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker		*w = arg;
+	struct worker_plan	*wp;
+	uint64_t		 n;
+	unsigned		 flags;
+
+	(void)what;
+	/* Read the wake-up first: a flag posted after this wakes us again. */
+	while (read(fd, &n, sizeof(n)) == -1 && errno == EINTR)
+		;
+	flags = atomic_exchange(&w->w_mail, 0);
+	if (flags & WORKER_PING)
+		atomic_store(&w->w_pong, pool_ping_round(w->w_pool));
+	if (flags & WORKER_RELOAD) {
+		pthread_mutex_lock(&w->w_lock);
+		wp = w->w_plans;
+		w->w_plans = NULL;
+		pthread_mutex_unlock(&w->w_lock);
+		while (wp != NULL) {
+			struct worker_plan *next = wp->wp_next;
+
+			if (w->w_stopping)
+				worker_plan_free(wp);
+			else
+				worker_apply(w, wp);
+			pool_plan_applied(w->w_pool);
+			wp = next;
+		}
+	}
+	if (flags & WORKER_HALT)
+		worker_halt(w);
+	else if (flags & WORKER_STOP)
+		worker_stop(w);
+	if (flags & WORKER_REARM)
+		worker_rearm(w);
 }
 
 /* The resolver, created on first use: only host-name upstreams need it. */
@@ -91,19 +228,11 @@ worker_dns(struct worker *w)
 	return w->w_dns;
 }
 
-uint64_t
-worker_session_id(struct worker *w)
-{
-	return w->w_idbase | (++w->w_idnext & 0xffffffffu);
-}
-
-/* May any listener of this worker accept now? */
+/* May any listener of this worker accept now, as far as it knows? */
 int
 worker_can_accept(struct worker *w)
 {
-	if (w->w_stopping || w->w_fdpause)
-		return 0;
-	return w->w_max_conns == 0 || w->w_nsessions < w->w_max_conns;
+	return !w->w_stopping && !w->w_fdpause;
 }
 
 void
@@ -130,8 +259,8 @@ worker_accepted(struct worker *w)
 }
 
 /*
- * Out of descriptors (or kernel memory): stop accepting everywhere for a
- * while, keep the sessions we have, and resume by timer.  Without the
+ * Out of descriptors (or kernel memory): stop accepting in this worker for
+ * a while, keep the sessions we have, and resume by timer.  Without the
  * pause, a level-triggered listener would fire again at once, forever.
  */
 void
@@ -142,7 +271,7 @@ worker_fd_exhausted(struct worker *w)
 	if (w->w_fdpause)
 		return;
 	log_warn("accept paused for %d s with %u sessions open",
-	    WORKER_FDPAUSE_SEC, w->w_nsessions);
+	    WORKER_FDPAUSE_SEC, pool_sessions(w->w_pool));
 	w->w_fdpause = 1;
 	evtimer_add(&w->w_resume, &tv);
 	worker_rearm(w);
@@ -173,13 +302,13 @@ worker_session_ended(struct worker *w)
 
 /*
  * Stop accepting at once (pending connections are refused), then let open
- * sessions finish for up to w_drain_timeout seconds.
+ * sessions finish for up to drain-timeout seconds.
  */
 void
 worker_stop(struct worker *w)
 {
 	struct listener	*l;
-	struct timeval	 tv = { w->w_drain_timeout, 0 };
+	struct timeval	 tv = { pool_drain_timeout(w->w_pool), 0 };
 
 	w->w_stopping = 1;
 	TAILQ_FOREACH(l, &w->w_listeners, l_entry)
@@ -188,8 +317,6 @@ worker_stop(struct worker *w)
 		event_base_loopexit(w->w_base, NULL);
 		return;
 	}
-	log_notice("stopping: %u sessions open, draining up to %d s",
-	    w->w_nsessions, w->w_drain_timeout);
 	evtimer_add(&w->w_drain, &tv);
 }
 
@@ -204,111 +331,21 @@ worker_drained(evutil_socket_t fd, short what, void *arg)
 	worker_halt(w);
 }
 
-/* The global settings of conf that the loop applies: limits, drain. */
+/* Close every session of w now. */
 void
-worker_set_conf(struct worker *w, const struct conf *conf)
-{
-	w->w_max_conns = (unsigned)conf->c_max_conns;
-	w->w_drain_timeout = conf->c_drain_timeout;
-	worker_rearm(w);
-}
-
-/* A running listener that can serve lc with its socket as it is. */
-static struct listener *
-worker_match(struct worker *w, const struct listen_conf *lc, int any_title)
-{
-	struct listener	*l;
-
-	TAILQ_FOREACH(l, &w->w_listeners, l_entry) {
-		if (l->l_retired || l->l_matched ||
-		    l->l_conf->lc_v6only != lc->lc_v6only ||
-		    !addr_equal6(&l->l_conf->lc_bind, &lc->lc_bind))
-			continue;
-		if (any_title ? lc->lc_bind.sin6_port == 0 :
-		    strcmp(l->l_conf->lc_name, lc->lc_name) != 0)
-			continue;
-		l->l_matched = 1;
-		return l;
-	}
-	return NULL;
-}
-
-/*
- * Apply a new configuration.  A listener whose bind address and v6only are
- * unchanged keeps its very socket (no connection is refused meanwhile) and
- * takes the new settings for new sessions.  New listeners are bound first:
- * if one cannot be, nothing changes and -1 is returned with err set.  Then
- * the listeners that are gone stop accepting; each is freed when its last
- * session ends.  Open sessions keep the settings they started with.
- */
-int
-worker_reload(struct worker *w, struct conf *conf, char *err, size_t errlen)
-{
-	struct listen_conf	 *lc;
-	struct listener		 *l, *next, **match, **fresh;
-	size_t			  i, n = 0;
-	int			  pass, rc = -1;
-
-	TAILQ_FOREACH(lc, &conf->c_listens, lc_entry)
-		n++;
-	if ((match = calloc(n, sizeof(*match))) == NULL ||
-	    (fresh = calloc(n, sizeof(*fresh))) == NULL)
-		fatal("calloc");
-	TAILQ_FOREACH(l, &w->w_listeners, l_entry)
-		l->l_matched = 0;
-	/*
-	 * Same title and socket first; then, for a fixed port, the same socket
-	 * under a new title (a rename must not try to bind the port twice).
-	 */
-	for (pass = 0; pass < 2; pass++) {
-		i = 0;
-		TAILQ_FOREACH(lc, &conf->c_listens, lc_entry) {
-			if (match[i] == NULL)
-				match[i] = worker_match(w, lc, pass);
-			i++;
-		}
-	}
-	i = 0;
-	TAILQ_FOREACH(lc, &conf->c_listens, lc_entry) {
-		if (match[i] == NULL &&
-		    (fresh[i] = listener_open(lc, err, errlen)) == NULL)
-			goto out;
-		i++;
-	}
-	for (l = TAILQ_FIRST(&w->w_listeners); l != NULL; l = next) {
-		next = TAILQ_NEXT(l, l_entry);
-		if (!l->l_matched && !l->l_retired)
-			listener_retire(l);
-	}
-	i = 0;
-	TAILQ_FOREACH(lc, &conf->c_listens, lc_entry) {
-		if (match[i] != NULL)
-			listener_set_conf(match[i], lc);
-		else {
-			listener_start(fresh[i], w);
-			fresh[i] = NULL;
-		}
-		i++;
-	}
-	worker_set_conf(w, conf);
-	rc = 0;
- out:
-	for (i = 0; i < n; i++)
-		if (fresh[i] != NULL)
-			listener_free(fresh[i]);
-	free(match);
-	free(fresh);
-	return rc;
-}
-
-/* Close every session now and leave the loop. */
-void
-worker_halt(struct worker *w)
+worker_halt_sessions(struct worker *w)
 {
 	struct session	*s;
 
 	w->w_stopping = 1;
 	while ((s = LIST_FIRST(&w->w_sessions)) != NULL)
 		session_close(s, "shutdown");
+}
+
+/* Close every session now and leave the loop. */
+void
+worker_halt(struct worker *w)
+{
+	worker_halt_sessions(w);
 	event_base_loopexit(w->w_base, NULL);
 }

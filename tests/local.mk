@@ -5,12 +5,17 @@ PY_LOG_COMPILER = $(PYTHON3)
 AM_TESTS_ENVIRONMENT = \
 	RELAY64='$(abs_top_builddir)/src/relay64'; export RELAY64; \
 	PYTHONPATH='$(abs_top_srcdir)/tests/lib'; export PYTHONPATH; \
-	PYTHONDONTWRITEBYTECODE=1; export PYTHONDONTWRITEBYTECODE;
+	PYTHONDONTWRITEBYTECODE=1; export PYTHONDONTWRITEBYTECODE; \
+	RELAY64_SPLICE='$(ENABLE_SPLICE)'; export RELAY64_SPLICE;
 if SANITIZERS
 AM_TESTS_ENVIRONMENT += \
 	RELAY64_SANITIZED=1; export RELAY64_SANITIZED; \
 	ASAN_OPTIONS='detect_leaks=1:abort_on_error=0:exitcode=99'; export ASAN_OPTIONS; \
 	UBSAN_OPTIONS='print_stacktrace=1:halt_on_error=1:exitcode=99'; export UBSAN_OPTIONS;
+endif
+if TSAN
+AM_TESTS_ENVIRONMENT += \
+	TSAN_OPTIONS='halt_on_error=1:exitcode=99'; export TSAN_OPTIONS;
 endif
 
 check_PROGRAMS += tests/unit_addr

@@ -181,6 +181,15 @@ drain-timeout = 3601
     ("global max-connections -1", """\
 max-connections = -1
 """ + GOOD_LISTEN, "max-connections", ["max-connections"]),
+    ("workers 257", """\
+workers = 257
+""" + GOOD_LISTEN, "workers", ["workers", "257"]),
+    ("negative workers", """\
+workers = -2
+""" + GOOD_LISTEN, "workers", ["workers"]),
+    ("splice not a boolean", """\
+splice = sometimes
+""" + GOOD_LISTEN, "splice", ["splice"]),
     ("listen max-connections 1000001", """\
 listen a {
     bind = "[::1]:0"

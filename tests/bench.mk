@@ -1,7 +1,9 @@
-# Benchmark: relay64 against a direct connection, HAProxy and socat.
-# benchtool is the load generator and backend; it is built by "make check"
-# (and by "make bench") but is not a test. Run the benchmark with "make bench"
-# (BENCH_FLAGS=--quick for a smoke run) or tests/bench --help.
+# Benchmark: relay64 (one worker with splice, one worker copying, one worker
+# per CPU) against a direct connection, HAProxy and socat, with one-stream and
+# multi-stream bulk loads. benchtool is the load generator and backend; it is
+# built by "make check" (and by "make bench") but is not a test. Run the
+# benchmark with "make bench" (BENCH_FLAGS=--quick for a smoke run, e.g.
+# BENCH_FLAGS="--quick --only relay64,haproxy") or see tests/bench --help.
 
 check_PROGRAMS += tests/benchtool
 tests_benchtool_SOURCES = tests/benchtool.c

@@ -7,7 +7,8 @@
  *   benchtool echo           echo everything back; close after EOF
  *
  * Clients (print one line of key=value results on stdout):
- *   benchtool bulk ADDR PORT SECONDS          one stream, send for SECONDS
+ *   benchtool bulk ADDR PORT SECONDS [STREAMS] STREAMS connections at once
+ *            (default 1), each sends for SECONDS; gbps is the aggregate
  *   benchtool conns ADDR PORT SECONDS WORKERS connect/64 B/64 B/close loops
  *   benchtool pingpong ADDR PORT SECONDS      64-byte request/response
  *   benchtool idle ADDR PORT COUNT            open COUNT sessions, each does
@@ -444,65 +445,147 @@ srv_main(int argc, char **argv, int echo)
 
 /* ---------------------------------------------------------------- bulk */
 
-static int
-bulk_main(int argc, char **argv)
+/*
+ * One thread per stream. All streams are connected before the clock's
+ * deadline is set, send until the same deadline, then half-close and wait
+ * for the sink's byte count. Errors are recorded, not fatal, so that the
+ * other streams finish and the first failure is reported once.
+ */
+struct bulk_stream {
+	int		 bs_fd;
+	const char	*bs_buf;	/* BULK_CHUNK bytes, shared, read-only */
+	double		 bs_deadline;
+	double		 bs_end;	/* when the sink's count arrived */
+	unsigned long long bs_sent;
+	unsigned long long bs_got;
+	const char	*bs_what;	/* first failure, NULL if none */
+	int		 bs_errno;
+};
+
+static void
+bulk_fail(struct bulk_stream *s, const char *what, int err)
 {
-	struct sockaddr_storage ss;
-	socklen_t sslen;
-	char *buf, reply[64];
-	unsigned long long sent = 0, got;
-	double secs, t0, deadline, t1;
+	s->bs_what = what;
+	s->bs_errno = err;
+}
+
+static void *
+bulk_stream_run(void *p)
+{
+	struct bulk_stream *s = p;
+	char reply[64];
 	size_t rlen = 0;
-	int fd, rc;
 
-	if (argc != 5)
-		bt_die("usage: benchtool bulk ADDR PORT SECONDS");
-	bt_resolve(argv[2], argv[3], &ss, &sslen);
-	secs = bt_parse_seconds(argv[4]);
-	buf = malloc(BULK_CHUNK);
-	if (buf == NULL)
-		bt_die("out of memory");
-	memset(buf, 'x', BULK_CHUNK);
-
-	t0 = bt_now();
-	fd = bt_connect(&ss, sslen, 0);
-	if (fd < 0)
-		bt_die("connect %s port %s: %s", argv[2], argv[3], strerror(errno));
-	deadline = t0 + secs;
 	while (!bt_stop) {
-		if (bt_write_all(fd, buf, BULK_CHUNK) != 0)
-			bt_die("send after %llu bytes: %s", sent, strerror(errno));
-		sent += BULK_CHUNK;
-		if ((sent & (8 * BULK_CHUNK - 1)) == 0 && bt_now() >= deadline)
+		if (bt_write_all(s->bs_fd, s->bs_buf, BULK_CHUNK) != 0) {
+			bulk_fail(s, "send", errno);
+			return NULL;
+		}
+		s->bs_sent += BULK_CHUNK;
+		if ((s->bs_sent & (8 * BULK_CHUNK - 1)) == 0 &&
+		    bt_now() >= s->bs_deadline)
 			break;
 	}
-	if (shutdown(fd, SHUT_WR) != 0)
-		bt_die("shutdown: %s", strerror(errno));
+	if (shutdown(s->bs_fd, SHUT_WR) != 0) {
+		bulk_fail(s, "shutdown", errno);
+		return NULL;
+	}
 	/* the sink answers with the byte count it received, then closes */
 	for (;;) {
-		ssize_t n = read(fd, reply + rlen, sizeof(reply) - 1 - rlen);
+		ssize_t n = read(s->bs_fd, reply + rlen,
+		    sizeof(reply) - 1 - rlen);
 
 		if (n < 0 && errno == EINTR && !bt_stop)
 			continue;
-		if (n < 0)
-			bt_die("reading the sink's count: %s", strerror(errno));
+		if (n < 0) {
+			bulk_fail(s, "reading the sink's count", errno);
+			return NULL;
+		}
 		if (n == 0)
 			break;
 		rlen += (size_t)n;
 		if (rlen >= sizeof(reply) - 1)
 			break;
 	}
-	t1 = bt_now();
-	close(fd);
+	s->bs_end = bt_now();
 	reply[rlen] = '\0';
-	rc = sscanf(reply, "%llu", &got);
-	if (rc != 1)
-		bt_die("no byte count from the sink (got %zu bytes)", rlen);
-	if (got != sent)
-		bt_die("sink received %llu bytes, %llu were sent", got, sent);
-	printf("bytes=%llu seconds=%.6f gbps=%.4f\n", sent, t1 - t0,
-	    (double)sent * 8.0 / (t1 - t0) / 1e9);
+	if (sscanf(reply, "%llu", &s->bs_got) != 1)
+		bulk_fail(s, "no byte count from the sink", 0);
+	else if (s->bs_got != s->bs_sent)
+		bulk_fail(s, "sink count differs from bytes sent", 0);
+	return NULL;
+}
+
+static int
+bulk_main(int argc, char **argv)
+{
+	struct sockaddr_storage ss;
+	socklen_t sslen;
+	struct bulk_stream *st;
+	pthread_t *tids;
+	char *buf;
+	unsigned long long sent = 0;
+	double secs, t0, t1, g, gmin = 0.0, gmax = 0.0;
+	long streams = 1, i;
+	int failed = 0;
+
+	if (argc != 5 && argc != 6)
+		bt_die("usage: benchtool bulk ADDR PORT SECONDS [STREAMS]");
+	bt_resolve(argv[2], argv[3], &ss, &sslen);
+	secs = bt_parse_seconds(argv[4]);
+	if (argc == 6)
+		streams = bt_parse_count(argv[5], 1024);
+	buf = malloc(BULK_CHUNK);
+	st = calloc((size_t)streams, sizeof(*st));
+	tids = calloc((size_t)streams, sizeof(*tids));
+	if (buf == NULL || st == NULL || tids == NULL)
+		bt_die("out of memory");
+	memset(buf, 'x', BULK_CHUNK);
+
+	t0 = bt_now();
+	for (i = 0; i < streams; i++) {
+		st[i].bs_fd = bt_connect(&ss, sslen, 0);
+		if (st[i].bs_fd < 0)
+			bt_die("stream %ld: connect %s port %s: %s", i + 1,
+			    argv[2], argv[3], strerror(errno));
+		st[i].bs_buf = buf;
+	}
+	for (i = 0; i < streams; i++) {
+		st[i].bs_deadline = t0 + secs;
+		if (pthread_create(&tids[i], NULL, bulk_stream_run, &st[i]) != 0)
+			bt_die("pthread_create failed");
+	}
+	for (i = 0; i < streams; i++)
+		pthread_join(tids[i], NULL);
+	t1 = bt_now();
+	for (i = 0; i < streams; i++) {
+		close(st[i].bs_fd);
+		if (st[i].bs_what != NULL) {
+			if (!failed)
+				fprintf(stderr, "benchtool: bulk stream %ld: "
+				    "%s after %llu bytes%s%s (sink counted "
+				    "%llu)\n", i + 1, st[i].bs_what,
+				    st[i].bs_sent, st[i].bs_errno ? ": " : "",
+				    st[i].bs_errno ? strerror(st[i].bs_errno) :
+				    "", st[i].bs_got);
+			failed++;
+			continue;
+		}
+		g = (double)st[i].bs_sent * 8.0 / (st[i].bs_end - t0) / 1e9;
+		if (sent == 0 || g < gmin)
+			gmin = g;
+		if (sent == 0 || g > gmax)
+			gmax = g;
+		sent += st[i].bs_sent;
+	}
 	free(buf);
+	free(st);
+	free(tids);
+	if (failed)
+		bt_die("bulk: %d of %ld streams failed", failed, streams);
+	printf("streams=%ld bytes=%llu seconds=%.6f gbps=%.4f "
+	    "min_stream_gbps=%.4f max_stream_gbps=%.4f\n", streams, sent,
+	    t1 - t0, (double)sent * 8.0 / (t1 - t0) / 1e9, gmin, gmax);
 	return 0;
 }
 
@@ -740,7 +823,7 @@ static void
 usage(void)
 {
 	fputs("usage: benchtool sink|echo [-b ADDR]\n"
-	    "       benchtool bulk ADDR PORT SECONDS\n"
+	    "       benchtool bulk ADDR PORT SECONDS [STREAMS]\n"
 	    "       benchtool conns ADDR PORT SECONDS WORKERS\n"
 	    "       benchtool pingpong ADDR PORT SECONDS\n"
 	    "       benchtool idle ADDR PORT COUNT\n", stderr);

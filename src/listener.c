@@ -13,6 +13,7 @@
 
 #include <sys/socket.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -245,7 +246,7 @@ listener_group_open(struct listen_conf *lc, size_t n, char *err,
 	struct listener		*l;
 	socklen_t		 len = sizeof(g->g_addr);
 	size_t			 i;
-	int			*fds, fd, shared = 0;
+	int			*fds, fd, on = 1, shared = 0;
 
 	if ((fd = listener_inherited(lc, err, errlen)) == -2)
 		return NULL;
@@ -268,6 +269,11 @@ listener_group_open(struct listen_conf *lc, size_t n, char *err,
 		g->g_addr = lc->lc_bind;
 	if (!shared && n > 1)
 		listener_group_more(g, fds);
+	/* Accepted sockets inherit TCP_NODELAY: no setsockopt per session. */
+	for (i = 0; i < n; i++)
+		if (fds[i] != -1 && setsockopt(fds[i], IPPROTO_TCP, TCP_NODELAY,
+		    &on, sizeof(on)) == -1)
+			log_warn("listen %s: TCP_NODELAY", lc->lc_name);
 	if (!shared && listener_listen(lc, fd, err, errlen) == -1) {
 		for (i = 0; i < n; i++)
 			if (fds[i] != -1)

@@ -61,14 +61,6 @@ session_now(void)
 	return ts.tv_sec;
 }
 
-static void
-session_nodelay(int fd)
-{
-	int	on = 1;
-
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
-}
-
 void
 session_start(struct listener *l, int fd, const struct sockaddr_in6 *peer)
 {
@@ -92,7 +84,7 @@ session_start(struct listener *l, int fd, const struct sockaddr_in6 *peer)
 	s->s_client = *peer;
 	clock_gettime(CLOCK_MONOTONIC, &s->s_start);
 	LIST_INSERT_HEAD(&w->w_sessions, s, s_entry);
-	session_nodelay(fd);
+	/* TCP_NODELAY: inherited from the listening socket (listener.c). */
 	if (log_debugging()) {
 		char	client[ADDR_STRLEN];
 

@@ -1,6 +1,9 @@
 #!/usr/bin/env python3
-"""Listener options: v6only (dual-stack listeners), balance, source address."""
+"""Listener options: v6only (dual-stack listeners), balance, source address; and
+TCP_NODELAY on both of a session's sockets."""
 
+import ctypes
+import os
 import socket
 
 from relaytest import *
@@ -138,5 +141,48 @@ listen src {
     expect_eq(be2.conns[0].peer[0], "127.0.0.1", "the address the upstream sees without source")
 
 
+_SYS_PIDFD_OPEN, _SYS_PIDFD_GETFD = 434, 438
+
+
+def _their_socket(pid, fd):
+    """A duplicate of descriptor fd of process pid (pidfd_getfd(2)), as a socket."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    pidfd = libc.syscall(_SYS_PIDFD_OPEN, pid, 0)
+    if pidfd < 0:
+        raise Skip("pidfd_open: %s" % os.strerror(ctypes.get_errno()))
+    try:
+        dup = libc.syscall(_SYS_PIDFD_GETFD, pidfd, fd, 0)
+        if dup < 0:
+            raise Skip("pidfd_getfd: %s (needs Linux 5.6 and ptrace rights)"
+                       % os.strerror(ctypes.get_errno()))
+    finally:
+        os.close(pidfd)
+    return socket.socket(fileno=dup)
+
+
+def case_nodelay():
+    "a session's client and upstream sockets in the relay both have TCP_NODELAY (Nagle off)"
+    be = Backend(hold())
+    r = Relay(args=["[::1]:0", be.addr])
+    before = r.fd_list()
+    c = connect6(r.port())
+    rec = be.wait_conns(1)
+    wait_until(lambda: len([f for f in r.fd_list() if f not in before]) >= 2, bound(10))
+    fresh = sorted(f for f, v in r.fd_list().items() if before.get(f) != v and v.startswith("socket:"))
+    expect_eq(len(fresh), 2, "new sockets in the relay for one session")
+    for fd in fresh:
+        s = _their_socket(r.pid, fd)
+        try:
+            expect_eq(s.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY), 1,
+                      "TCP_NODELAY on the relay's %s socket"
+                      % ("client" if s.family == socket.AF_INET6 else "upstream"))
+        finally:
+            s.close()
+    c.close()
+    rec.gate.set()
+    r.check_fds("after the TCP_NODELAY check")
+
+
 if __name__ == "__main__":
-    main([case_v6only_false, case_v6only_true, case_roundrobin, case_first, case_source])
+    main([case_v6only_false, case_v6only_true, case_roundrobin, case_first, case_source,
+          case_nodelay])

@@ -60,7 +60,9 @@ def case_reload_under_load():
         s = connect6(keep_port)
         th, res = duplex_thread(s, Source(8 * MiB, 100 + i))
         streams.append((s.getsockname()[1], th, res))
-    be1.wait_conns(4)
+        # one at a time, so that the upstream's i-th connection is this stream's
+        # (workers would otherwise connect upstream in any order)
+        be1.wait_conns(i + 1)
 
     # Connect to the kept listener over and over while the reload happens.
     stop = threading.Event()

@@ -206,8 +206,6 @@ listener_group_more(struct listener_group *g, int *fds)
 	size_t			 i;
 	int			 on = 1, fd;
 
-	for (i = 1; i < g->g_n; i++)
-		fds[i] = -1;
 	if (setsockopt(fds[0], SOL_SOCKET, SO_REUSEPORT, &on,
 	    sizeof(on)) == -1) {
 		snprintf(err, sizeof(err), "listen %s: setsockopt: %s",
@@ -265,6 +263,8 @@ listener_group_open(struct listen_conf *lc, size_t n, char *err,
 	atomic_init(&g->g_nsessions, 0);
 	atomic_init(&g->g_rr, 0);
 	fds[0] = fd;
+	for (i = 1; i < n; i++)
+		fds[i] = -1;
 	if (getsockname(fd, (struct sockaddr *)&g->g_addr, &len) == -1)
 		g->g_addr = lc->lc_bind;
 	if (!shared && n > 1)

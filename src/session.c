@@ -37,8 +37,17 @@
 /* Reads per readiness event, so one busy flow cannot starve the rest. */
 #define FLOW_READS	16
 #define SESSION_REASONMAX 256
-/* Most bytes one splice moves: the default pipe capacity. */
-#define FLOW_PIPE_CHUNK	(64 * 1024)
+/*
+ * The pipe of a bulk direction, and the most bytes one splice moves.  Four
+ * times the default pipe: fewer, larger splices (tests/bench on loopback:
+ * about a third less proxy CPU per GB than with 64 KiB).  An
+ * unprivileged user's pipes share a budget (fs/pipe-user-pages-soft, 64 MiB
+ * by default) that this keeps enough of for 256 such pipes; beyond it the
+ * kernel hands out tiny pipes, and those directions copy instead.
+ */
+#define FLOW_PIPE_CHUNK	(256 * 1024)
+/* A pipe smaller than this would move bulk bytes slower than copying. */
+#define FLOW_PIPE_MIN	(64 * 1024)
 
 static void	session_connect_next(void *);
 static void	session_connected(evutil_socket_t, short, void *);
@@ -377,6 +386,15 @@ flow_pipe_open(struct flow *f)
 	if (pipe2(f->f_pipe, O_NONBLOCK | O_CLOEXEC) == -1) {
 		f->f_pipe[0] = f->f_pipe[1] = -1;
 		f->f_nopipe = 1;	/* do not try again for this flow */
+		return;
+	}
+	/* Failing that (the user's pipe budget), the default size will do. */
+	(void)fcntl(f->f_pipe[1], F_SETPIPE_SZ, FLOW_PIPE_CHUNK);
+	if (fcntl(f->f_pipe[1], F_GETPIPE_SZ) < FLOW_PIPE_MIN) {
+		close(f->f_pipe[0]);
+		close(f->f_pipe[1]);
+		f->f_pipe[0] = f->f_pipe[1] = -1;
+		f->f_nopipe = 1;
 	}
 }
 

@@ -30,8 +30,9 @@ def launcher(sock, names, pid_ok=True):
     """A relay command line that starts with `sock` as fd 3 and LISTEN_* set the way a
     service manager would (LISTEN_PID is the relay's own pid: the shell execs it)."""
     pid = "$$" if pid_ok else "1"
-    return ["sh", "-c", 'exec 3<&%d; LISTEN_PID=%s LISTEN_FDS=1 LISTEN_FDNAMES=%s exec "$@"'
-            % (sock.fileno(), pid, names), "sh"]
+    fd = sock.fileno()
+    return ["sh", "-c", 'exec 3<&%d %d<&-; LISTEN_PID=%s LISTEN_FDS=1 LISTEN_FDNAMES=%s exec "$@"'
+            % (fd, fd, pid, names), "sh"]
 
 
 def run_with(sock, names, conf_text, pid_ok=True):
@@ -62,6 +63,26 @@ def case_passed_socket_used():
     res, cport = exchange(port, 5000)
     expect_eq(res.rx_len, 3000, "bytes through the passed socket")
     expect_eq(be.wait_conns(1).wait().rx_len, 5000, "bytes up")
+
+
+def case_passed_socket_shared_by_workers():
+    "workers = 3: every worker watches the one passed socket (3 descriptors of it, none bound anew); 30 sessions through it"
+    be = Backend(sink_source(2000))
+    sock = passed_socket()
+    port = sock.getsockname()[1]
+    inode = os.readlink("/proc/self/fd/%d" % sock.fileno())
+    r = run_with(sock, "web", "workers = 3\n" + RELAY_CONF % (port, be.addr))
+    expect_eq(r.port("web"), port, "the listener reports the passed socket's port")
+    sock.close()
+    fds = r.fd_list()
+    mine = sorted(fd for fd, v in fds.items() if v == inode)
+    expect_eq(len(mine), 3, "descriptors of the passed socket in the relay (one per worker); fds %s" % fds)
+    expect(0 not in mine and all(v != inode for fd, v in fds.items() if fd < 3),
+           "no worker took a standard descriptor for the socket", "fds >= 3", mine)
+    for i in range(30):
+        res, cport = exchange(port, 1000 + i, seed=900 + i, rx_limit=2000)
+        verify_exchange("session %d through the shared socket" % i, res,
+                        be.wait_conns(i + 1).wait(), 1000 + i, 2000)
 
 
 def case_wrong_pid_ignored():
@@ -117,5 +138,5 @@ def case_systemd_socket_activate():
 
 
 if __name__ == "__main__":
-    main([case_passed_socket_used, case_wrong_pid_ignored, case_unnamed_socket_closed,
+    main([case_passed_socket_used, case_passed_socket_shared_by_workers, case_wrong_pid_ignored, case_unnamed_socket_closed,
           case_systemd_socket_activate])

@@ -35,18 +35,6 @@ def reload_with(r, text, expect_ok=True):
     return tail
 
 
-def refused(port):
-    s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
-    s.settimeout(bound(5))
-    try:
-        s.connect(("::1", port))
-        return False
-    except ConnectionRefusedError:
-        return True
-    finally:
-        s.close()
-
-
 def case_reload_under_load():
     "streams through a reload arrive whole; kept listener keeps its socket; new answers; removed stops"
     # The upstream reads nothing until after the reload, so the four

@@ -9,20 +9,6 @@ import time
 from relaytest import *
 
 
-def _refused(port):
-    s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
-    s.settimeout(1)
-    try:
-        s.connect(("::1", port))
-        return False
-    except (ConnectionRefusedError, ConnectionResetError):
-        return True
-    except OSError:
-        return False
-    finally:
-        s.close()
-
-
 def case_drain_completes():
     "SIGTERM with a session open: new connections are refused at once, the open session still completes (SHA-256), then exit 0"
     be = Backend(sink_source(1 * MiB, after_eof=True))
@@ -34,7 +20,7 @@ def case_drain_completes():
     r.send_signal(signal.SIGTERM)
     r.wait_log(r"^relay64: stopping: 1 sessions? open, draining up to 30 s", what="SIGTERM")
     t0 = time.monotonic()
-    ok = wait_until(lambda: _refused(port), bound(2), interval=0.02)
+    ok = wait_until(lambda: refused(port, timeout=1), bound(2), interval=0.02)
     expect(ok, "after SIGTERM, new connections are refused at once",
            "connect refused within %.0f s of the 'stopping' line" % bound(2), "still accepted")
     note("  new connections refused %.3f s after the 'stopping' line was seen" % (time.monotonic() - t0))

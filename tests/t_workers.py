@@ -226,7 +226,7 @@ listen new {
     # "reloaded" is logged once every worker has applied the new configuration, so
     # no worker's socket for the removed listener is left: every connect is refused
     for i in range(20):
-        expect(_refused(old_port), "the removed listener refuses connection %d" % (i + 1),
+        expect(refused(old_port), "the removed listener refuses connection %d" % (i + 1),
                "refused", "accepted")
     results = _run_sessions(new_port, 40, 7200)
     _check_sessions("the new listener, every worker", results, be, 40)
@@ -246,18 +246,6 @@ def _reload(r, text):
                     bound(10))
     expect(ok and "reload failed" not in r.log_text(), "the reload succeeds", "reloaded",
            r.log_text())
-
-
-def _refused(port):
-    s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
-    s.settimeout(bound(5))
-    try:
-        s.connect(("::1", port))
-        return False
-    except ConnectionRefusedError:
-        return True
-    finally:
-        s.close()
 
 
 def _stalled_pipes(splice):

@@ -52,7 +52,7 @@ __all__ = [
     "Source", "DuplexResult", "duplex", "duplex_thread",
     "Backend", "ConnRecord",
     "sink_source", "echo", "sized", "hold", "banner_echo", "reset_after", "stream_forever",
-    "connect6", "connect4", "track", "exchange", "sized_exchange", "verify_exchange",
+    "connect6", "connect4", "track", "exchange", "sized_exchange", "verify_exchange", "refused",
     "wait_closed", "wait_until", "wait_stall",
     "RefusedPort", "FullBacklog",
     "Relay", "run_relay", "tmpdir", "write_file", "listen_line_re",
@@ -633,6 +633,22 @@ def connect4(port, host="127.0.0.1", timeout=None):
     s.settimeout(bound(10) if timeout is None else timeout)
     s.connect((host, port))
     return s
+
+
+def refused(port, host="::1", timeout=None):
+    """Does a connect to [host]:port get refused (or reset at once)?  False when it
+    is accepted (or queued: the SYN is answered)."""
+    s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+    s.settimeout(bound(5) if timeout is None else timeout)
+    try:
+        s.connect((host, port))
+        return False
+    except (ConnectionRefusedError, ConnectionResetError):
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
 
 
 def exchange(port, up_size, seed=1, host="::1", family=socket.AF_INET6, timeout=None, **kw):

@@ -369,8 +369,7 @@ listener_may_accept(const struct listener *l)
 	    !pool_has_room(l->l_worker->w_pool))
 		return 0;
 	return lc->lc_max_conns == 0 ||
-	    atomic_load_explicit(&l->l_group->g_nsessions,
-	    memory_order_relaxed) < (unsigned)lc->lc_max_conns;
+	    listener_group_sessions(l->l_group) < (unsigned)lc->lc_max_conns;
 }
 
 /* Reserve a session slot in the global and the listener's limit. */
@@ -378,19 +377,14 @@ static int
 listener_take(struct listener *l)
 {
 	struct pool	*p = l->l_worker->w_pool;
-	unsigned	 max = (unsigned)l->l_conf->lc_max_conns, n;
 
 	if (!pool_take(p))
 		return 0;
-	n = atomic_load_explicit(&l->l_group->g_nsessions,
-	    memory_order_relaxed);
-	do {
-		if (max != 0 && n >= max) {
-			pool_give(p);
-			return 0;
-		}
-	} while (!atomic_compare_exchange_weak_explicit(&l->l_group->g_nsessions,
-	    &n, n + 1, memory_order_relaxed, memory_order_relaxed));
+	if (!pool_count_take(&l->l_group->g_nsessions,
+	    (unsigned)l->l_conf->lc_max_conns)) {
+		pool_give(p);
+		return 0;
+	}
 	return 1;
 }
 
@@ -399,12 +393,12 @@ static void
 listener_give(struct listener *l)
 {
 	struct pool	*p = l->l_worker->w_pool;
-	unsigned	 max = (unsigned)l->l_conf->lc_max_conns, n;
+	int		 full;
 
-	n = atomic_fetch_sub_explicit(&l->l_group->g_nsessions, 1,
-	    memory_order_relaxed);
+	full = pool_count_give(&l->l_group->g_nsessions,
+	    (unsigned)l->l_conf->lc_max_conns);
 	pool_give(p);
-	if (max != 0 && n >= max)
+	if (full)
 		pool_rearm(p);
 }
 

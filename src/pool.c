@@ -471,33 +471,48 @@ pool_has_room(struct pool *p)
 	return max == 0 || pool_sessions(p) < max;
 }
 
-/* Reserve one session of the global limit; 0 when it is reached. */
+/*
+ * A session count that workers share, bounded by max (0: no bound).
+ * Take reserves one before an accept, so that no two workers can both take
+ * the last; it returns 0 when the bound is reached.
+ */
 int
-pool_take(struct pool *p)
+pool_count_take(atomic_uint *count, unsigned max)
 {
-	unsigned	max = atomic_load_explicit(&p->p_max_conns,
-			    memory_order_relaxed);
-	unsigned	n = pool_sessions(p);
+	unsigned	n = atomic_load_explicit(count, memory_order_relaxed);
 
 	do {
 		if (max != 0 && n >= max)
 			return 0;
-	} while (!atomic_compare_exchange_weak_explicit(&p->p_nsessions, &n,
-	    n + 1, memory_order_relaxed, memory_order_relaxed));
+	} while (!atomic_compare_exchange_weak_explicit(count, &n, n + 1,
+	    memory_order_relaxed, memory_order_relaxed));
 	return 1;
+}
+
+/* Give one back; returns 1 when the count was at its bound (was full). */
+int
+pool_count_give(atomic_uint *count, unsigned max)
+{
+	unsigned	n = atomic_fetch_sub_explicit(count, 1,
+			    memory_order_relaxed);
+
+	return max != 0 && n >= max;
+}
+
+/* Reserve one session of the global limit; 0 when it is reached. */
+int
+pool_take(struct pool *p)
+{
+	return pool_count_take(&p->p_nsessions, atomic_load_explicit(
+	    &p->p_max_conns, memory_order_relaxed));
 }
 
 /* Give one back; if the limit was reached, every worker may accept. */
 void
 pool_give(struct pool *p)
 {
-	unsigned	max = atomic_load_explicit(&p->p_max_conns,
-			    memory_order_relaxed);
-	unsigned	n;
-
-	n = atomic_fetch_sub_explicit(&p->p_nsessions, 1,
-	    memory_order_relaxed);
-	if (max != 0 && n >= max)
+	if (pool_count_give(&p->p_nsessions, atomic_load_explicit(
+	    &p->p_max_conns, memory_order_relaxed)))
 		pool_rearm(p);
 }
 

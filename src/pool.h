@@ -60,6 +60,8 @@ void		 pool_free(struct pool *);
 /* For the workers. */
 unsigned	 pool_sessions(struct pool *);
 int		 pool_has_room(struct pool *);
+int		 pool_count_take(atomic_uint *, unsigned);
+int		 pool_count_give(atomic_uint *, unsigned);
 int		 pool_take(struct pool *);
 void		 pool_give(struct pool *);
 void		 pool_rearm(struct pool *);

@@ -24,6 +24,7 @@
 
 #include <event2/event.h>
 
+#include "activation.h"
 #include "addr.h"
 #include "conf.h"
 #include "listener.h"
@@ -37,113 +38,6 @@
 #define LISTENER_BACKLOG 4096
 
 static void	listener_accept(evutil_socket_t, short, void *);
-
-/*
- * Sockets passed by the service manager (socket activation: LISTEN_PID,
- * LISTEN_FDS, LISTEN_FDNAMES).  A listener whose title names one uses it
- * instead of binding.
- */
-#define LISTENER_FDS_START	3
-#define LISTENER_FDS_MAX	256
-static struct {
-	int	 fd;
-	char	*name;
-	int	 used;
-} listener_fds[LISTENER_FDS_MAX];
-static int	listener_nfds;
-
-void
-listener_activation_init(void)
-{
-	const char	*pid = getenv("LISTEN_PID"), *fds = getenv("LISTEN_FDS");
-	const char	*names = getenv("LISTEN_FDNAMES"), *p, *colon;
-	long		 n;
-	int		 i;
-
-	if (pid == NULL || fds == NULL || strtol(pid, NULL, 10) != getpid())
-		goto out;
-	n = strtol(fds, NULL, 10);
-	if (n <= 0 || n > LISTENER_FDS_MAX) {
-		log_warnx("LISTEN_FDS=%s: ignored", fds);
-		goto out;
-	}
-	for (i = 0, p = names; i < n; i++) {
-		listener_fds[i].fd = LISTENER_FDS_START + i;
-		fcntl(listener_fds[i].fd, F_SETFD, FD_CLOEXEC);
-		if (p != NULL) {
-			colon = strchr(p, ':');
-			listener_fds[i].name = colon ? strndup(p, (size_t)(colon -
-			    p)) : strdup(p);
-			if (listener_fds[i].name == NULL)
-				fatal("strdup");
-			p = colon ? colon + 1 : NULL;
-		}
-	}
-	listener_nfds = (int)n;
- out:
-	unsetenv("LISTEN_PID");
-	unsetenv("LISTEN_FDS");
-	unsetenv("LISTEN_FDNAMES");
-}
-
-/* Close the passed sockets no listener took, and forget the names. */
-void
-listener_activation_done(void)
-{
-	int	i;
-
-	for (i = 0; i < listener_nfds; i++) {
-		if (!listener_fds[i].used) {
-			log_warnx("socket %d passed as \"%s\": no listener "
-			    "of that title; closed", listener_fds[i].fd,
-			    listener_fds[i].name ? listener_fds[i].name : "");
-			close(listener_fds[i].fd);
-		}
-		free(listener_fds[i].name);
-		listener_fds[i].name = NULL;
-	}
-	listener_nfds = 0;
-}
-
-/* A passed socket named like lc, checked to be a listening IPv6 socket. */
-static int
-listener_inherited(const struct listen_conf *lc, char *err, size_t errlen)
-{
-	struct sockaddr_in6	sin6;
-	socklen_t		len = sizeof(sin6), olen = sizeof(int);
-	int			i, fd, listening = 0, v6only = -1;
-
-	for (i = 0; i < listener_nfds; i++) {
-		if (listener_fds[i].used || listener_fds[i].name == NULL ||
-		    strcmp(listener_fds[i].name, lc->lc_name) != 0)
-			continue;
-		fd = listener_fds[i].fd;
-		if (getsockname(fd, (struct sockaddr *)&sin6, &len) == -1 ||
-		    sin6.sin6_family != AF_INET6 ||
-		    getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening,
-		    &olen) == -1 || !listening) {
-			snprintf(err, errlen, "listen %s: passed socket %d is "
-			    "not a listening IPv6 TCP socket", lc->lc_name, fd);
-			return -2;
-		}
-		olen = sizeof(int);
-		getsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, &olen);
-		if (v6only != lc->lc_v6only)
-			log_warnx("listen %s: the passed socket has v6only %s; "
-			    "the configuration's %s cannot apply (set "
-			    "BindIPv6Only= in the socket unit)", lc->lc_name,
-			    v6only ? "true" : "false",
-			    lc->lc_v6only ? "true" : "false");
-		if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) == -1) {
-			snprintf(err, errlen, "listen %s: passed socket: %s",
-			    lc->lc_name, strerror(errno));
-			return -2;
-		}
-		listener_fds[i].used = 1;
-		return fd;
-	}
-	return -1;
-}
 
 /* A bound (not yet listening) socket for lc, with its options set. */
 static int
@@ -246,7 +140,7 @@ listener_group_open(struct listen_conf *lc, size_t n, char *err,
 	size_t			 i;
 	int			*fds, fd, on = 1, shared = 0;
 
-	if ((fd = listener_inherited(lc, err, errlen)) == -2)
+	if ((fd = activation_take(lc, err, errlen)) == -2)
 		return NULL;
 	if (fd >= 0)
 		shared = 1;

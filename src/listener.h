@@ -50,8 +50,6 @@ struct listener_group {
 };
 TAILQ_HEAD(listener_groups, listener_group);
 
-void		 listener_activation_init(void);
-void		 listener_activation_done(void);
 struct listener_group *listener_group_open(struct listen_conf *, size_t,
 		    char *err, size_t);
 void		 listener_group_set_conf(struct listener_group *,

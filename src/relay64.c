@@ -18,6 +18,7 @@
 
 #include <event2/event.h>
 
+#include "activation.h"
 #include "conf.h"
 #include "listener.h"
 #include "log.h"
@@ -339,15 +340,15 @@ main(int argc, char *argv[])
 		log_warn("cannot raise the descriptor limit");
 
 	/* Bind first (or take passed sockets), while still privileged. */
-	listener_activation_init();
+	activation_init();
 	pool = pool_new(conf->c_workers > 0 ? (size_t)conf->c_workers :
 	    pool_default_workers(), o.o_once);
 	if (pool_bind(pool, conf, err, sizeof(err)) == -1) {
 		log_error("%s", err);
-		listener_activation_done();
+		activation_done();
 		return startup_abort(pool, conf, EXIT_RUNTIME);
 	}
-	listener_activation_done();
+	activation_done();
 	if (o.o_daemon && (proc_daemonize(err, sizeof(err)) == -1 ||
 	    proc_pidfile_write(o.o_pidfile, err, sizeof(err)) == -1))
 		fatalx("%s", err);

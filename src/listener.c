@@ -1,13 +1,11 @@
 /*
  * listener.c: IPv6 listening sockets and the accept loop.
  *
- * A listener is armed (its read event added) only while it may accept:
- * the worker is not stopping, not paused for lack of descriptors, and
- * neither the global nor the listener's own connection limit is reached.
- * listener_rearm() recomputes that whenever one of them changes, so an
- * accept that cannot proceed never spins.  The limits count sessions of
- * every worker: a slot is reserved (pool_take(), listener_take()) before
- * each accept, so no two workers can both take the last one.
+ * A listener is armed (its read event added) only while admit.c says its
+ * worker may accept (admit_open()); listener_rearm() asks again whenever
+ * that may have changed, so an accept that cannot proceed never spins.  A
+ * slot is taken (admit_take()) before each accept and handed, with the
+ * client, to the worker's callback.
  */
 #include "config.h"
 
@@ -26,12 +24,10 @@
 
 #include "activation.h"
 #include "addr.h"
+#include "admit.h"
 #include "conf.h"
 #include "listener.h"
 #include "log.h"
-#include "pool.h"
-#include "session.h"
-#include "worker.h"
 
 /* Connections taken from the backlog per readiness event. */
 #define LISTENER_BURST	64
@@ -124,41 +120,97 @@ listener_group_more(struct listener_group *g, int *fds)
 	}
 }
 
+static void
+listener_close_fds(int *fds, size_t n)
+{
+	size_t	i;
+
+	for (i = 0; i < n; i++)
+		if (fds[i] != -1)
+			close(fds[i]);
+}
+
+static void
+listener_group_free(struct listener_group *g)
+{
+	free(g->g_ls);
+	if (g->g_conf != NULL)
+		conf_listen_unref(g->g_conf);
+	free(g);
+}
+
+/* The group's n listeners on fds (a worker without its own shares fds[0]). */
+static int
+listener_group_fill(struct listener_group *g, int *fds, char *err,
+    size_t errlen)
+{
+	struct listen_conf	*lc = g->g_conf;
+	struct listener		*l;
+	size_t			 i;
+
+	for (i = 1; i < g->g_n; i++) {
+		if (fds[i] == -1 &&
+		    (fds[i] = fcntl(fds[0], F_DUPFD_CLOEXEC, 0)) == -1) {
+			snprintf(err, errlen, "listen %s: dup: %s",
+			    lc->lc_name, strerror(errno));
+			return -1;
+		}
+	}
+	for (i = 0; i < g->g_n; i++) {
+		if ((l = calloc(1, sizeof(*l))) == NULL) {
+			snprintf(err, errlen, "listen %s: out of memory",
+			    lc->lc_name);
+			return -1;
+		}
+		l->l_group = g;
+		l->l_conf = conf_listen_ref(lc);
+		l->l_fd = fds[i];
+		fds[i] = -1;
+		g->g_ls[i] = l;
+	}
+	return 0;
+}
+
 /*
  * Create, bind and listen on the sockets of lc for n workers (or take the
  * passed socket of its title, which the workers then share); no event
- * loop needed yet.  On failure, err says what and where, and NULL is
- * returned.
+ * loop needed yet.  On failure, nothing stays open, err says what and
+ * where, and NULL is returned: a reload that cannot open a listener fails,
+ * it never ends the process.
  */
 struct listener_group *
 listener_group_open(struct listen_conf *lc, size_t n, char *err,
     size_t errlen)
 {
 	struct listener_group	*g;
-	struct listener		*l;
-	socklen_t		 len = sizeof(g->g_addr);
+	socklen_t		 len;
 	size_t			 i;
 	int			*fds, fd, on = 1, shared = 0;
 
-	if ((fd = activation_take(lc, err, errlen)) == -2)
+	if ((g = calloc(1, sizeof(*g))) == NULL ||
+	    (g->g_ls = calloc(n, sizeof(*g->g_ls))) == NULL ||
+	    (fds = calloc(n, sizeof(*fds))) == NULL) {
+		if (g != NULL)
+			listener_group_free(g);
+		snprintf(err, errlen, "listen %s: out of memory", lc->lc_name);
 		return NULL;
+	}
+	for (i = 0; i < n; i++)
+		fds[i] = -1;
+	if ((fd = activation_take(lc, err, errlen)) == -2)
+		goto fail;
 	if (fd >= 0)
 		shared = 1;
 	else if ((fd = listener_socket(lc, &lc->lc_bind, 0, err,
 	    errlen)) == -1)
-		return NULL;
-	if ((g = calloc(1, sizeof(*g))) == NULL ||
-	    (g->g_ls = calloc(n, sizeof(*g->g_ls))) == NULL ||
-	    (fds = calloc(n, sizeof(*fds))) == NULL)
-		fatal("calloc");
+		goto fail;
+	fds[0] = fd;
 	g->g_conf = conf_listen_ref(lc);
 	g->g_n = n;
 	atomic_init(&g->g_refs, 1 + (unsigned)n);
-	atomic_init(&g->g_nsessions, 0);
+	admit_count_init(&g->g_count, (unsigned)lc->lc_max_conns);
 	atomic_init(&g->g_rr, 0);
-	fds[0] = fd;
-	for (i = 1; i < n; i++)
-		fds[i] = -1;
+	len = sizeof(g->g_addr);
 	if (getsockname(fd, (struct sockaddr *)&g->g_addr, &len) == -1)
 		g->g_addr = lc->lc_bind;
 	if (!shared && n > 1)
@@ -168,44 +220,39 @@ listener_group_open(struct listen_conf *lc, size_t n, char *err,
 		if (fds[i] != -1 && setsockopt(fds[i], IPPROTO_TCP, TCP_NODELAY,
 		    &on, sizeof(on)) == -1)
 			log_warn("listen %s: TCP_NODELAY", lc->lc_name);
-	if (!shared && listener_listen(lc, fd, err, errlen) == -1) {
-		for (i = 0; i < n; i++)
-			if (fds[i] != -1)
-				close(fds[i]);
-		free(fds);
-		free(g->g_ls);
-		conf_listen_unref(g->g_conf);
-		free(g);
-		return NULL;
-	}
-	for (i = 0; i < n; i++) {
-		if ((l = calloc(1, sizeof(*l))) == NULL)
-			fatal("calloc");
-		l->l_group = g;
-		l->l_conf = conf_listen_ref(lc);
-		/* Workers without a socket of their own share the first. */
-		l->l_fd = i == 0 || fds[i] != -1 ? fds[i] :
-		    fcntl(fd, F_DUPFD_CLOEXEC, 0);
-		if (l->l_fd == -1)
-			fatal("listen %s: dup", lc->lc_name);
-		g->g_ls[i] = l;
-	}
+	if ((!shared && listener_listen(lc, fd, err, errlen) == -1) ||
+	    listener_group_fill(g, fds, err, errlen) == -1)
+		goto fail;
 	free(fds);
 	return g;
+ fail:
+	listener_close_fds(fds, n);
+	free(fds);
+	for (i = 0; i < n; i++)
+		if (g->g_ls[i] != NULL)
+			listener_free(g->g_ls[i]);
+	/* The listeners freed held references of their own; the rest: */
+	listener_group_free(g);
+	return NULL;
 }
 
-/* A reload kept the group: the control thread's view of its settings. */
+/*
+ * A reload kept the group: the control thread's view of its settings, and
+ * the listener's limit (a raised one may wake paused workers).
+ */
 void
-listener_group_set_conf(struct listener_group *g, struct listen_conf *lc)
+listener_group_set_conf(struct admit *a, struct listener_group *g,
+    struct listen_conf *lc)
 {
 	conf_listen_unref(g->g_conf);
 	g->g_conf = conf_listen_ref(lc);
+	admit_count_set_max(a, &g->g_count, (unsigned)lc->lc_max_conns);
 }
 
 unsigned
 listener_group_sessions(struct listener_group *g)
 {
-	return atomic_load_explicit(&g->g_nsessions, memory_order_relaxed);
+	return admit_count_get(&g->g_count);
 }
 
 const char *
@@ -219,9 +266,7 @@ listener_group_unref(struct listener_group *g)
 {
 	if (atomic_fetch_sub_explicit(&g->g_refs, 1, memory_order_acq_rel) > 1)
 		return;
-	free(g->g_ls);
-	conf_listen_unref(g->g_conf);
-	free(g);
+	listener_group_free(g);
 }
 
 /*
@@ -244,76 +289,44 @@ listener_group_release(struct listener_group *g)
 	listener_group_unref(g);
 }
 
+/*
+ * A worker takes l: it joins the worker's list, accepts on base while
+ * gate allows, and hands every client to accepted(arg, ...).
+ */
 void
-listener_start(struct listener *l, struct worker *w)
+listener_start(struct listener *l, struct listeners *list,
+    struct event_base *base, struct admit_gate *gate,
+    listener_accepted_fn *accepted, void *arg)
 {
-	l->l_worker = w;
-	event_assign(&l->l_ev, w->w_base, l->l_fd, EV_READ | EV_PERSIST,
+	l->l_list = list;
+	l->l_gate = gate;
+	l->l_accepted = accepted;
+	l->l_arg = arg;
+	event_assign(&l->l_ev, base, l->l_fd, EV_READ | EV_PERSIST,
 	    listener_accept, l);
-	TAILQ_INSERT_TAIL(&w->w_listeners, l, l_entry);
+	TAILQ_INSERT_TAIL(list, l, l_entry);
 	listener_rearm(l);
-}
-
-static int
-listener_may_accept(const struct listener *l)
-{
-	const struct listen_conf *lc = l->l_conf;
-
-	if (l->l_fd == -1 || !worker_can_accept(l->l_worker) ||
-	    !pool_has_room(l->l_worker->w_pool))
-		return 0;
-	return lc->lc_max_conns == 0 ||
-	    listener_group_sessions(l->l_group) < (unsigned)lc->lc_max_conns;
-}
-
-/* Reserve a session slot in the global and the listener's limit. */
-static int
-listener_take(struct listener *l)
-{
-	struct pool	*p = l->l_worker->w_pool;
-
-	if (!pool_take(p))
-		return 0;
-	if (!pool_count_take(&l->l_group->g_nsessions,
-	    (unsigned)l->l_conf->lc_max_conns)) {
-		pool_give(p);
-		return 0;
-	}
-	return 1;
-}
-
-/* Give a slot back; if the listener was full, every worker may accept. */
-static void
-listener_give(struct listener *l)
-{
-	struct pool	*p = l->l_worker->w_pool;
-	int		 full;
-
-	full = pool_count_give(&l->l_group->g_nsessions,
-	    (unsigned)l->l_conf->lc_max_conns);
-	pool_give(p);
-	if (full)
-		pool_rearm(p);
 }
 
 static void
 listener_accept(evutil_socket_t fd, short what, void *arg)
 {
 	struct listener		*l = arg;
+	struct admit_count	*count = &l->l_group->g_count;
 	struct sockaddr_in6	 peer;
 	socklen_t		 len;
-	int			 i, s;
+	int			 i, s, err;
 
 	(void)what;
-	for (i = 0; i < LISTENER_BURST && listener_may_accept(l); i++) {
-		if (!listener_take(l))
-			break;
+	for (i = 0; i < LISTENER_BURST && l->l_fd != -1 &&
+	    admit_take(l->l_gate, count); i++) {
 		len = sizeof(peer);
 		s = accept4(fd, (struct sockaddr *)&peer, &len,
 		    SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (s == -1) {
-			listener_give(l);
-			switch (errno) {
+			err = errno;
+			admit_give(l->l_gate, count);
+			switch (err) {
 			case EAGAIN:
 #if EAGAIN != EWOULDBLOCK
 			case EWOULDBLOCK:
@@ -327,16 +340,17 @@ listener_accept(evutil_socket_t fd, short what, void *arg)
 			case ENFILE:
 			case ENOBUFS:
 			case ENOMEM:
-				worker_fd_exhausted(l->l_worker);
+				admit_fd_exhausted(l->l_gate);
 				goto out;
 			default:
-				log_warn("listen %s: accept", l->l_conf->lc_name);
+				log_warnx("listen %s: accept: %s",
+				    l->l_conf->lc_name, strerror(err));
 				goto out;
 			}
 		}
 		l->l_nsessions++;
-		worker_accepted(l->l_worker);
-		session_start(l, s, &peer);
+		/* The callback may close l (--once): look at l_fd again. */
+		l->l_accepted(l->l_arg, l, s, &peer);
 	}
  out:
 	listener_rearm(l);
@@ -345,7 +359,8 @@ listener_accept(evutil_socket_t fd, short what, void *arg)
 void
 listener_rearm(struct listener *l)
 {
-	int	want = listener_may_accept(l);
+	int	want = l->l_fd != -1 &&
+		    admit_open(l->l_gate, &l->l_group->g_count);
 
 	if (want == l->l_armed)
 		return;
@@ -391,25 +406,27 @@ listener_retire(struct listener *l)
 		listener_free(l);
 }
 
-/* Where a roundrobin listener's next session starts, across workers. */
-unsigned
-listener_next_rr(struct listener *l)
+/* Which upstream a new session tries first (roundrobin: across workers). */
+size_t
+listener_first_upstream(struct listener *l)
 {
+	if (l->l_conf->lc_balance != BALANCE_ROUNDROBIN)
+		return 0;
 	return atomic_fetch_add_explicit(&l->l_group->g_rr, 1,
 	    memory_order_relaxed);
 }
 
-/* A session of l ended (or never started): give back its slot. */
+/*
+ * A client of l is gone (its session ended, or never started): give its
+ * slot back.  A retired listener goes with its last session.
+ */
 void
 listener_session_ended(struct listener *l)
 {
-	struct worker	*w = l->l_worker;
-
 	l->l_nsessions--;
-	listener_give(l);
+	admit_give(l->l_gate, &l->l_group->g_count);
 	if (l->l_retired && l->l_nsessions == 0)
 		listener_free(l);
-	worker_session_ended(w);
 }
 
 void
@@ -418,8 +435,8 @@ listener_free(struct listener *l)
 	struct listener_group	*g = l->l_group;
 
 	listener_close(l);
-	if (l->l_worker != NULL)
-		TAILQ_REMOVE(&l->l_worker->w_listeners, l, l_entry);
+	if (l->l_list != NULL)
+		TAILQ_REMOVE(l->l_list, l, l_entry);
 	conf_listen_unref(l->l_conf);
 	free(l);
 	listener_group_unref(g);

@@ -7,7 +7,9 @@
  * connections over the workers), or one passed socket shared by all.  The
  * group holds what the workers share: the session count that the
  * listener's max-connections limits, and the round-robin cursor.  Each
- * worker runs its own struct listener on its socket.
+ * worker runs its own struct listener on its socket: the accept loop,
+ * which asks admit.c before each accept and hands every client to the
+ * worker's callback.  listener.c knows nothing of sessions or workers.
  */
 #ifndef RELAY64_LISTENER_H
 #define RELAY64_LISTENER_H
@@ -18,20 +20,35 @@
 
 #include <event2/event_struct.h>
 
+#include "admit.h"
+
+struct event_base;
 struct listen_conf;
-struct worker;
+struct listener;
+
+/*
+ * Where an accepted client goes: the worker's callback, handed to
+ * listener_start().  The client holds a slot of the admission counts
+ * from here on; listener_session_ended() gives it back.
+ */
+typedef void	listener_accepted_fn(void *arg, struct listener *, int fd,
+		    const struct sockaddr_in6 *);
 
 struct listener {
 	TAILQ_ENTRY(listener)	 l_entry;
+	struct listeners	*l_list;	/* its worker's, once started */
 	struct listener_group	*l_group;	/* referenced */
-	struct worker		*l_worker;
 	struct listen_conf	*l_conf;	/* referenced */
+	struct admit_gate	*l_gate;	/* its worker's */
+	listener_accepted_fn	*l_accepted;
+	void			*l_arg;
 	int			 l_fd;		/* -1 once closed */
 	struct event		 l_ev;
 	int			 l_armed;
 	int			 l_retired;	/* removed by a reload */
 	unsigned		 l_nsessions;	/* this worker's */
 };
+TAILQ_HEAD(listeners, listener);
 
 /*
  * Owned by the control thread (the list entry, g_conf, g_matched, g_ls);
@@ -42,7 +59,7 @@ struct listener_group {
 	struct listen_conf	*g_conf;	/* the control thread's view */
 	struct sockaddr_in6	 g_addr;	/* as bound (the real port) */
 	atomic_uint		 g_refs;	/* control + each listener */
-	atomic_uint		 g_nsessions;	/* across workers */
+	struct admit_count	 g_count;	/* sessions, max-connections */
 	atomic_uint		 g_rr;		/* round-robin cursor */
 	int			 g_matched;	/* scratch for a reload */
 	size_t			 g_n;
@@ -52,18 +69,20 @@ TAILQ_HEAD(listener_groups, listener_group);
 
 struct listener_group *listener_group_open(struct listen_conf *, size_t,
 		    char *err, size_t);
-void		 listener_group_set_conf(struct listener_group *,
-		    struct listen_conf *);
+void		 listener_group_set_conf(struct admit *,
+		    struct listener_group *, struct listen_conf *);
 unsigned	 listener_group_sessions(struct listener_group *);
 void		 listener_group_release(struct listener_group *);
 const char	*listener_group_addr(struct listener_group *, char *, size_t);
 
-void		 listener_start(struct listener *, struct worker *);
+void		 listener_start(struct listener *, struct listeners *,
+		    struct event_base *, struct admit_gate *,
+		    listener_accepted_fn *, void *);
 void		 listener_rearm(struct listener *);
 void		 listener_close(struct listener *);
 void		 listener_set_conf(struct listener *, struct listen_conf *);
 void		 listener_retire(struct listener *);
-unsigned	 listener_next_rr(struct listener *);
+size_t		 listener_first_upstream(struct listener *);
 void		 listener_session_ended(struct listener *);
 void		 listener_free(struct listener *);
 

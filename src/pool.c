@@ -1,10 +1,9 @@
 /*
- * pool.c: the workers together: start, reload, stop, shared counters.
+ * pool.c: the workers together: start, reload, stop, the watchdog.
  */
 #include "config.h"
 
 #include <sys/eventfd.h>
-#include <sys/random.h>
 
 #include <errno.h>
 #include <pthread.h>
@@ -18,16 +17,20 @@
 
 #include <event2/event.h>
 
+#include "admit.h"
 #include "conf.h"
 #include "listener.h"
 #include "log.h"
 #include "pool.h"
+#include "session.h"
 #include "worker.h"
 
 /* Seconds a reload waits for the workers to apply it. */
 #define POOL_APPLY_WAIT	10
 
 static void	pool_done(evutil_socket_t, short, void *);
+static void	pool_wake(void *);
+static void	pool_plan_applied(void *);
 static void	pool_wait_applied(struct pool *, unsigned long);
 
 /* One worker per CPU this process may run on. */
@@ -52,8 +55,8 @@ pool_default_workers(void)
 struct pool *
 pool_new(size_t n, int once)
 {
-	struct pool	*p;
-	uint32_t	 seed;
+	struct pool		*p;
+	pthread_condattr_t	 ca;
 
 	if ((p = calloc(1, sizeof(*p))) == NULL)
 		fatal("calloc");
@@ -61,19 +64,18 @@ pool_new(size_t n, int once)
 	p->p_once = once;
 	p->p_donefd = -1;
 	TAILQ_INIT(&p->p_groups);
-	atomic_init(&p->p_nsessions, 0);
-	atomic_init(&p->p_max_conns, 0);
-	atomic_init(&p->p_drain_timeout, CONF_DRAIN_TIMEOUT);
-	atomic_init(&p->p_splice, 1);
-	atomic_init(&p->p_ping, 0);
-	atomic_init(&p->p_idnext, 0);
-	/* Session ids: a random high half, so ids differ across restarts. */
-	if (getrandom(&seed, sizeof(seed), GRND_NONBLOCK) != sizeof(seed))
-		seed = (uint32_t)time(NULL);
-	p->p_idbase = (uint64_t)seed << 32;
+	admit_init(&p->p_admit, pool_wake, p);
+	p->p_settings.ws_drain_timeout = CONF_DRAIN_TIMEOUT;
+	p->p_settings.ws_splice = 1;
+	atomic_init(&p->p_failed, 0);
+	session_ids_init();
+	/* A reload's wait is measured on the monotonic clock. */
 	if ((errno = pthread_mutex_init(&p->p_lock, NULL)) != 0 ||
-	    (errno = pthread_cond_init(&p->p_applied_cv, NULL)) != 0)
-		fatal("pthread_mutex_init");
+	    (errno = pthread_condattr_init(&ca)) != 0 ||
+	    (errno = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC)) != 0 ||
+	    (errno = pthread_cond_init(&p->p_applied_cv, &ca)) != 0)
+		fatal("pthread_cond_init");
+	pthread_condattr_destroy(&ca);
 	return p;
 }
 
@@ -101,13 +103,13 @@ pool_bind(struct pool *p, struct conf *conf, char *err, size_t errlen)
 	return 0;
 }
 
-/* The global settings workers read. */
+/* The global settings: for the workers' plans, and the global limit. */
 static void
 pool_settings(struct pool *p, const struct conf *conf)
 {
-	atomic_store(&p->p_max_conns, (unsigned)conf->c_max_conns);
-	atomic_store(&p->p_drain_timeout, conf->c_drain_timeout);
-	atomic_store(&p->p_splice, conf->c_splice);
+	p->p_settings.ws_drain_timeout = conf->c_drain_timeout;
+	p->p_settings.ws_splice = conf->c_splice;
+	admit_set_max(&p->p_admit, (unsigned)conf->c_max_conns);
 }
 
 static void
@@ -120,19 +122,26 @@ pool_log_group(struct listener_group *g, const char *what)
 	    conf_upstreams_str(g->g_conf, ups, sizeof(ups)));
 }
 
+struct pool_thread_arg {
+	struct pool	*pta_pool;
+	struct worker	*pta_worker;
+};
+
 static void *
 pool_thread(void *arg)
 {
-	struct worker	*w = arg;
-	struct pool	*p = w->w_pool;
-	uint64_t	 one = 1;
-	char		 name[16];
+	struct pool_thread_arg	*pta = arg;
+	struct pool		*p = pta->pta_pool;
+	struct worker		*w = pta->pta_worker;
+	uint64_t		 one = 1;
+	char			 name[16];
 
+	free(pta);
 	/* Named for ps -L and top -H: "relay64 w0", "relay64 w1", ... */
 	snprintf(name, sizeof(name), "relay64 w%zu", w->w_index);
 	pthread_setname_np(pthread_self(), name);
 	if (worker_run(w) == -1)
-		log_error("worker %zu: event loop failed", w->w_index);
+		atomic_store(&p->p_failed, 1);
 	while (write(p->p_donefd, &one, sizeof(one)) == -1 && errno == EINTR)
 		;
 	return NULL;
@@ -145,9 +154,10 @@ pool_thread(void *arg)
 void
 pool_start(struct pool *p, struct event_base *base, const struct conf *conf)
 {
+	struct pool_thread_arg	*pta;
 	struct listener_group	*g;
 	struct worker		*w;
-	sigset_t		 all, old;
+	sigset_t		 async, old;
 	size_t			 i;
 
 	p->p_base = base;
@@ -159,24 +169,37 @@ pool_start(struct pool *p, struct event_base *base, const struct conf *conf)
 	event_add(&p->p_done_ev, NULL);
 	if ((p->p_workers = calloc(p->p_n, sizeof(*p->p_workers))) == NULL)
 		fatal("calloc");
-	for (i = 0; i < p->p_n; i++) {
-		p->p_workers[i] = w = worker_new(p, i);
-		w->w_once = p->p_once;
-	}
+	for (i = 0; i < p->p_n; i++)
+		p->p_workers[i] = worker_new(i, &p->p_admit, &p->p_settings,
+		    p->p_once, pool_plan_applied, p);
 	TAILQ_FOREACH(g, &p->p_groups, g_entry) {
 		pool_log_group(g, "listening on");
 		for (i = 0; i < p->p_n; i++) {
-			listener_start(g->g_ls[i], p->p_workers[i]);
+			worker_start_listener(p->p_workers[i], g->g_ls[i]);
 			g->g_ls[i] = NULL;
 		}
 	}
-	/* Signals are the control thread's: workers block them all. */
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
+	/*
+	 * The signals the control loop handles are its own: workers block
+	 * them.  Synchronous ones (a crash) stay with the thread that caused
+	 * them, so the sanitizers' reporters see them.
+	 */
+	sigemptyset(&async);
+	sigaddset(&async, SIGTERM);
+	sigaddset(&async, SIGINT);
+	sigaddset(&async, SIGHUP);
+	sigaddset(&async, SIGUSR1);
+	sigaddset(&async, SIGUSR2);
+	sigaddset(&async, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &async, &old);
 	for (i = 0; i < p->p_n; i++) {
 		w = p->p_workers[i];
+		if ((pta = malloc(sizeof(*pta))) == NULL)
+			fatal("malloc");
+		pta->pta_pool = p;
+		pta->pta_worker = w;
 		if ((errno = pthread_create(&w->w_thread, NULL, pool_thread,
-		    w)) != 0)
+		    pta)) != 0)
 			fatal("cannot start worker %zu", i);
 		w->w_running = 1;
 	}
@@ -184,6 +207,7 @@ pool_start(struct pool *p, struct event_base *base, const struct conf *conf)
 	log_info("%zu worker%s started", p->p_n, p->p_n == 1 ? "" : "s");
 }
 
+/* Workers ended: when all have, so does the control loop. */
 static void
 pool_done(evutil_socket_t fd, short what, void *arg)
 {
@@ -194,6 +218,11 @@ pool_done(evutil_socket_t fd, short what, void *arg)
 	if (read(fd, &n, sizeof(n)) != sizeof(n))
 		return;
 	p->p_ndone += (size_t)n;
+	if (atomic_load(&p->p_failed) && !p->p_stopping) {
+		log_error("a worker's event loop failed: stopping; the other "
+		    "workers drain their sessions");
+		pool_stop(p);
+	}
 	if (p->p_ndone >= p->p_n)
 		event_base_loopexit(p->p_base, NULL);
 }
@@ -218,61 +247,89 @@ pool_match(struct pool *p, const struct listen_conf *lc, int any_title)
 }
 
 /*
- * Apply a new configuration.  A listener whose bind address and v6only are
- * unchanged keeps its very sockets (no connection is refused meanwhile)
- * and takes the new settings for new sessions.  New listeners are bound
- * first: if one cannot be, nothing changes and -1 is returned with err
- * set.  Then every worker gets its plan: listeners that are gone stop
- * accepting (each is freed when its last session ends), new ones start.
- * Open sessions keep the settings they started with.
+ * A reload's work, in the order done: match the new listeners with running
+ * groups, open the new ones, prepare the plans (each step may fail and
+ * undo), then commit (nothing fails from there on).
  */
-int
-pool_reload(struct pool *p, struct conf *conf, char *err, size_t errlen)
-{
-	struct listener_groups	  keep;
-	struct listen_conf	 *lc;
-	struct listener_group	 *g, **match, **fresh;
-	struct worker_plan	**plans;
-	size_t			  i, j, n = 0;
-	unsigned long		  target;
-	int			  pass, rc = -1;
+struct pool_reload {
+	struct conf		 *pr_conf;
+	size_t			  pr_n;		/* listeners of pr_conf */
+	struct listener_group	**pr_match;	/* kept: a running group */
+	struct listener_group	**pr_fresh;	/* new: opened for it */
+	struct worker_plan	**pr_plans;	/* one per worker */
+};
 
-	TAILQ_FOREACH(lc, &conf->c_listens, lc_entry)
-		n++;
-	if ((match = calloc(n, sizeof(*match))) == NULL ||
-	    (fresh = calloc(n, sizeof(*fresh))) == NULL ||
-	    (plans = calloc(p->p_n, sizeof(*plans))) == NULL)
-		fatal("calloc");
+/*
+ * Same title and socket first; then, for a fixed port, the same socket
+ * under a new title (a rename must not try to bind the port twice).
+ */
+static void
+pool_reload_match(struct pool *p, struct pool_reload *pr)
+{
+	struct listener_group	*g;
+	struct listen_conf	*lc;
+	size_t			 i;
+	int			 pass;
+
 	TAILQ_FOREACH(g, &p->p_groups, g_entry)
 		g->g_matched = 0;
-	/*
-	 * Same title and socket first; then, for a fixed port, the same socket
-	 * under a new title (a rename must not try to bind the port twice).
-	 */
 	for (pass = 0; pass < 2; pass++) {
 		i = 0;
-		TAILQ_FOREACH(lc, &conf->c_listens, lc_entry) {
-			if (match[i] == NULL)
-				match[i] = pool_match(p, lc, pass);
+		TAILQ_FOREACH(lc, &pr->pr_conf->c_listens, lc_entry) {
+			if (pr->pr_match[i] == NULL)
+				pr->pr_match[i] = pool_match(p, lc, pass);
 			i++;
 		}
 	}
-	i = 0;
-	TAILQ_FOREACH(lc, &conf->c_listens, lc_entry) {
-		if (match[i] == NULL && (fresh[i] = listener_group_open(lc,
-		    p->p_n, err, errlen)) == NULL)
-			goto out;
+}
+
+/* Bind every new listener; on failure err says which and why. */
+static int
+pool_reload_open(struct pool *p, struct pool_reload *pr, char *err,
+    size_t errlen)
+{
+	struct listen_conf	*lc;
+	size_t			 i = 0;
+
+	TAILQ_FOREACH(lc, &pr->pr_conf->c_listens, lc_entry) {
+		if (pr->pr_match[i] == NULL && (pr->pr_fresh[i] =
+		    listener_group_open(lc, p->p_n, err, errlen)) == NULL)
+			return -1;
 		i++;
 	}
+	return 0;
+}
 
-	/* Nothing can fail from here on. */
+static int
+pool_reload_plans(struct pool *p, struct pool_reload *pr, char *err,
+    size_t errlen)
+{
+	size_t	j;
+
 	for (j = 0; j < p->p_n; j++) {
-		plans[j] = calloc(1, sizeof(*plans[j]) +
-		    n * sizeof(plans[j]->wp_e[0]));
-		if (plans[j] == NULL)
-			fatal("calloc");
-		plans[j]->wp_n = n;
+		if ((pr->pr_plans[j] = worker_plan_new(pr->pr_n,
+		    &p->p_settings)) == NULL) {
+			snprintf(err, errlen, "out of memory");
+			return -1;
+		}
 	}
+	return 0;
+}
+
+/*
+ * The new configuration takes over: removed groups are let go (their
+ * sessions run on), kept ones take the new settings, and every listener
+ * of the new configuration goes into each worker's plan.
+ */
+static void
+pool_reload_commit(struct pool *p, struct pool_reload *pr)
+{
+	struct listener_groups	 keep;
+	struct listener_group	*g;
+	struct listen_conf	*lc;
+	struct worker_plan	*wp;
+	size_t			 i, j;
+
 	while ((g = TAILQ_FIRST(&p->p_groups)) != NULL) {
 		TAILQ_REMOVE(&p->p_groups, g, g_entry);
 		if (g->g_matched)
@@ -281,46 +338,86 @@ pool_reload(struct pool *p, struct conf *conf, char *err, size_t errlen)
 		    g->g_conf->lc_name, listener_group_sessions(g));
 		listener_group_release(g);
 	}
+	pool_settings(p, pr->pr_conf);
 	TAILQ_INIT(&keep);
 	i = 0;
-	TAILQ_FOREACH(lc, &conf->c_listens, lc_entry) {
-		g = match[i] != NULL ? match[i] : fresh[i];
+	TAILQ_FOREACH(lc, &pr->pr_conf->c_listens, lc_entry) {
+		g = pr->pr_match[i] != NULL ? pr->pr_match[i] : pr->pr_fresh[i];
 		for (j = 0; j < p->p_n; j++) {
-			plans[j]->wp_e[i].group = g;
-			plans[j]->wp_e[i].conf = conf_listen_ref(lc);
-			plans[j]->wp_e[i].fresh = g->g_ls[j];
+			wp = pr->pr_plans[j];
+			wp->wp_settings = p->p_settings;
+			wp->wp_e[i].group = g;
+			wp->wp_e[i].conf = conf_listen_ref(lc);
+			wp->wp_e[i].fresh = g->g_ls[j];
 			g->g_ls[j] = NULL;
 		}
-		if (match[i] != NULL) {
-			listener_group_set_conf(g, lc);
+		if (pr->pr_match[i] != NULL) {
+			listener_group_set_conf(&p->p_admit, g, lc);
 			pool_log_group(g, "kept on");
 		} else {
 			pool_log_group(g, "listening on");
-			fresh[i] = NULL;
+			pr->pr_fresh[i] = NULL;
 		}
 		TAILQ_INSERT_TAIL(&keep, g, g_entry);
 		i++;
 	}
 	TAILQ_CONCAT(&p->p_groups, &keep, g_entry);
-	pool_settings(p, conf);
+}
+
+/*
+ * Apply a new configuration.  A listener whose bind address and v6only are
+ * unchanged keeps its very sockets (no connection is refused meanwhile)
+ * and takes the new settings for new sessions.  New listeners are bound
+ * first: if one cannot be (or anything else fails), nothing changes and
+ * -1 is returned with err set; a reload never ends the process.  Then
+ * every worker gets its plan: listeners that are gone stop accepting (each
+ * is freed when its last session ends), new ones start.  Open sessions
+ * keep the settings they started with.
+ */
+int
+pool_reload(struct pool *p, struct conf *conf, char *err, size_t errlen)
+{
+	struct pool_reload	 pr;
+	struct listen_conf	*lc;
+	unsigned long		 target;
+	size_t			 i;
+	int			 rc = -1;
+
+	memset(&pr, 0, sizeof(pr));
+	pr.pr_conf = conf;
+	TAILQ_FOREACH(lc, &conf->c_listens, lc_entry)
+		pr.pr_n++;
+	if ((pr.pr_match = calloc(pr.pr_n, sizeof(*pr.pr_match))) == NULL ||
+	    (pr.pr_fresh = calloc(pr.pr_n, sizeof(*pr.pr_fresh))) == NULL ||
+	    (pr.pr_plans = calloc(p->p_n, sizeof(*pr.pr_plans))) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		goto out;
+	}
+	pool_reload_match(p, &pr);
+	if (pool_reload_open(p, &pr, err, errlen) == -1 ||
+	    pool_reload_plans(p, &pr, err, errlen) == -1)
+		goto out;
+
+	pool_reload_commit(p, &pr);
 	pthread_mutex_lock(&p->p_lock);
 	target = p->p_applied + p->p_n;
 	pthread_mutex_unlock(&p->p_lock);
-	for (j = 0; j < p->p_n; j++) {
-		worker_post_plan(p->p_workers[j], plans[j]);
-		plans[j] = NULL;
+	for (i = 0; i < p->p_n; i++) {
+		worker_post_plan(p->p_workers[i], pr.pr_plans[i]);
+		pr.pr_plans[i] = NULL;
 	}
-	/* The global limit may have changed too. */
-	pool_rearm(p);
 	pool_wait_applied(p, target);
 	rc = 0;
  out:
-	for (i = 0; i < n; i++)
-		if (fresh[i] != NULL)
-			listener_group_release(fresh[i]);
-	free(match);
-	free(fresh);
-	free(plans);
+	for (i = 0; pr.pr_fresh != NULL && i < pr.pr_n; i++)
+		if (pr.pr_fresh[i] != NULL)
+			listener_group_release(pr.pr_fresh[i]);
+	for (i = 0; pr.pr_plans != NULL && i < p->p_n; i++)
+		if (pr.pr_plans[i] != NULL)
+			worker_plan_free(pr.pr_plans[i]);
+	free(pr.pr_match);
+	free(pr.pr_fresh);
+	free(pr.pr_plans);
 	return rc;
 }
 
@@ -335,7 +432,7 @@ pool_wait_applied(struct pool *p, unsigned long target)
 	struct timespec	until;
 	int		rc = 0;
 
-	clock_gettime(CLOCK_REALTIME, &until);
+	clock_gettime(CLOCK_MONOTONIC, &until);
 	until.tv_sec += POOL_APPLY_WAIT;
 	pthread_mutex_lock(&p->p_lock);
 	while (p->p_applied < target && rc != ETIMEDOUT)
@@ -347,14 +444,29 @@ pool_wait_applied(struct pool *p, unsigned long target)
 	pthread_mutex_unlock(&p->p_lock);
 }
 
-/* From a worker: its reload plan is applied. */
-void
-pool_plan_applied(struct pool *p)
+/* From a worker's thread: its reload plan is applied. */
+static void
+pool_plan_applied(void *arg)
 {
+	struct pool	*p = arg;
+
 	pthread_mutex_lock(&p->p_lock);
 	p->p_applied++;
 	pthread_cond_broadcast(&p->p_applied_cv);
 	pthread_mutex_unlock(&p->p_lock);
+}
+
+/* From admit.c, in any thread: a count has room again; wake every worker. */
+static void
+pool_wake(void *arg)
+{
+	struct pool	*p = arg;
+	size_t		 i;
+
+	if (p->p_workers == NULL)
+		return;
+	for (i = 0; i < p->p_n; i++)
+		worker_post(p->p_workers[i], WORKER_REARM);
 }
 
 /* Every worker stops accepting and drains (drain-timeout at most). */
@@ -364,9 +476,10 @@ pool_stop(struct pool *p)
 	size_t		i;
 	unsigned	n = pool_sessions(p);
 
+	p->p_stopping = 1;
 	if (n > 0)
 		log_notice("stopping: %u sessions open, draining up to %d s",
-		    n, pool_drain_timeout(p));
+		    n, p->p_settings.ws_drain_timeout);
 	for (i = 0; i < p->p_n; i++)
 		worker_post(p->p_workers[i], WORKER_STOP);
 }
@@ -377,6 +490,7 @@ pool_halt(struct pool *p)
 {
 	size_t	i;
 
+	p->p_stopping = 1;
 	for (i = 0; i < p->p_n; i++)
 		worker_post(p->p_workers[i], WORKER_HALT);
 }
@@ -388,27 +502,24 @@ pool_halt(struct pool *p)
 int
 pool_alive(struct pool *p)
 {
-	unsigned	round = atomic_load(&p->p_ping);
-	size_t		i;
-	int		alive = 1;
+	struct worker	*w;
+	size_t		 i;
+	int		 alive = 1;
 
 	for (i = 0; i < p->p_n; i++) {
-		if (atomic_load(&p->p_workers[i]->w_pong) != round) {
+		if (atomic_load(&p->p_workers[i]->w_pong) != p->p_ping) {
 			log_warnx("worker %zu has not answered for a watchdog "
 			    "interval", i);
 			alive = 0;
 		}
 	}
-	atomic_store(&p->p_ping, round + 1);
-	for (i = 0; i < p->p_n; i++)
-		worker_post(p->p_workers[i], WORKER_PING);
+	p->p_ping++;
+	for (i = 0; i < p->p_n; i++) {
+		w = p->p_workers[i];
+		atomic_store(&w->w_ping, p->p_ping);
+		worker_post(w, WORKER_PING);
+	}
 	return alive;
-}
-
-unsigned
-pool_ping_round(struct pool *p)
-{
-	return atomic_load(&p->p_ping);
 }
 
 unsigned
@@ -422,12 +533,23 @@ pool_listeners(struct pool *p)
 	return n;
 }
 
-/* Once the control loop has ended (every worker's loop has). */
-void
+unsigned
+pool_sessions(struct pool *p)
+{
+	return admit_sessions(&p->p_admit);
+}
+
+/*
+ * Once the control loop has ended (every worker's loop has): join and free
+ * everything.  Returns the exit status: 1 when a worker's loop failed, or
+ * when the --once client reached no upstream; else 0.
+ */
+int
 pool_free(struct pool *p)
 {
 	struct listener_group	*g;
 	size_t			 i;
+	int			 status = atomic_load(&p->p_failed) ? 1 : 0;
 
 	if (p->p_workers != NULL) {
 		pool_halt(p);
@@ -438,8 +560,11 @@ pool_free(struct pool *p)
 		/* Close what is left everywhere before freeing any worker. */
 		for (i = 0; i < p->p_n; i++)
 			worker_halt_sessions(p->p_workers[i]);
-		for (i = 0; i < p->p_n; i++)
+		for (i = 0; i < p->p_n; i++) {
+			if (p->p_workers[i]->w_once_failed)
+				status = 1;
 			worker_free(p->p_workers[i]);
+		}
 		free(p->p_workers);
 		p->p_workers = NULL;
 	}
@@ -454,96 +579,5 @@ pool_free(struct pool *p)
 	pthread_cond_destroy(&p->p_applied_cv);
 	pthread_mutex_destroy(&p->p_lock);
 	free(p);
-}
-
-unsigned
-pool_sessions(struct pool *p)
-{
-	return atomic_load_explicit(&p->p_nsessions, memory_order_relaxed);
-}
-
-int
-pool_has_room(struct pool *p)
-{
-	unsigned	max = atomic_load_explicit(&p->p_max_conns,
-			    memory_order_relaxed);
-
-	return max == 0 || pool_sessions(p) < max;
-}
-
-/*
- * A session count that workers share, bounded by max (0: no bound).
- * Take reserves one before an accept, so that no two workers can both take
- * the last; it returns 0 when the bound is reached.
- */
-int
-pool_count_take(atomic_uint *count, unsigned max)
-{
-	unsigned	n = atomic_load_explicit(count, memory_order_relaxed);
-
-	do {
-		if (max != 0 && n >= max)
-			return 0;
-	} while (!atomic_compare_exchange_weak_explicit(count, &n, n + 1,
-	    memory_order_relaxed, memory_order_relaxed));
-	return 1;
-}
-
-/* Give one back; returns 1 when the count was at its bound (was full). */
-int
-pool_count_give(atomic_uint *count, unsigned max)
-{
-	unsigned	n = atomic_fetch_sub_explicit(count, 1,
-			    memory_order_relaxed);
-
-	return max != 0 && n >= max;
-}
-
-/* Reserve one session of the global limit; 0 when it is reached. */
-int
-pool_take(struct pool *p)
-{
-	return pool_count_take(&p->p_nsessions, atomic_load_explicit(
-	    &p->p_max_conns, memory_order_relaxed));
-}
-
-/* Give one back; if the limit was reached, every worker may accept. */
-void
-pool_give(struct pool *p)
-{
-	if (pool_count_give(&p->p_nsessions, atomic_load_explicit(
-	    &p->p_max_conns, memory_order_relaxed)))
-		pool_rearm(p);
-}
-
-void
-pool_rearm(struct pool *p)
-{
-	size_t	i;
-
-	if (p->p_workers == NULL)
-		return;
-	for (i = 0; i < p->p_n; i++)
-		worker_post(p->p_workers[i], WORKER_REARM);
-}
-
-uint64_t
-pool_session_id(struct pool *p)
-{
-	uint64_t	n = atomic_fetch_add_explicit(&p->p_idnext, 1,
-			    memory_order_relaxed) + 1;
-
-	return p->p_idbase | (n & 0xffffffffu);
-}
-
-int
-pool_drain_timeout(struct pool *p)
-{
-	return atomic_load_explicit(&p->p_drain_timeout, memory_order_relaxed);
-}
-
-int
-pool_splice(struct pool *p)
-{
-	return atomic_load_explicit(&p->p_splice, memory_order_relaxed);
+	return status;
 }

@@ -289,7 +289,7 @@ main(int argc, char *argv[])
 	size_t		 i;
 	uid_t		 uid = 0;
 	gid_t		 gid = 0;
-	int		 nargs;
+	int		 nargs, status;
 
 	parse_options(argc, argv, &o);
 	nargs = argc - optind;
@@ -385,7 +385,7 @@ main(int argc, char *argv[])
 
 	if (event_base_dispatch(base) == -1)
 		log_error("event loop failed");
-	pool_free(pool);
+	status = pool_free(pool);
 	log_notice("stopped");
 
 	if (relay.r_watchdog != NULL)
@@ -396,5 +396,5 @@ main(int argc, char *argv[])
 	conf_free(relay.r_conf);
 	if (o.o_daemon)
 		proc_pidfile_remove(o.o_pidfile);
-	return 0;
+	return status;
 }

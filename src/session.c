@@ -1,22 +1,28 @@
 /*
  * session.c: one client <-> upstream pair, from accept to close.
  *
- *   session_start()  accepted client; start walking the upstreams
- *   session_connect_next() / session_connected()
- *                    one connect attempt at a time, each with the
- *                    listener's connect-timeout; failover on any error
- *   session_relay()  both flows run; flow_pump() moves bytes one way
- *   session_close()  the one way out: every path ends here
+ *   session_start()      an accepted client: the upstream attempt begins
+ *   session_connected()  upstream.c's completion: relay, or close
+ *   session_relay()      both flows run (the PROXY header first)
+ *   flow_pump()          moves bytes one way: flow_copy(), or splice.c
+ *   session_close()      the one way out: every path ends here
+ *
+ * The rule for what a caller may touch: session_close() frees the session.
+ * Every function here that may end up in it returns -1 when it did; after
+ * such a -1, neither the session nor its flows may be touched.  Event
+ * callbacks return right after such a call.
  */
 #include "config.h"
 
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 
+#include <assert.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,74 +31,91 @@
 #include <event2/event.h>
 
 #include "addr.h"
+#include "admit.h"
 #include "conf.h"
-#include "listener.h"
 #include "log.h"
-#include "pool.h"
 #include "proxyhdr.h"
 #include "session.h"
+#include "splice.h"
 #include "upstream.h"
-#include "worker.h"
 
 /* Reads per readiness event, so one busy flow cannot starve the rest. */
 #define FLOW_READS	16
 #define SESSION_REASONMAX 256
-/*
- * The pipe of a bulk direction, and the most bytes one splice moves.  Four
- * times the default pipe: fewer, larger splices (tests/bench on loopback:
- * about a third less proxy CPU per GB than with 64 KiB).  An
- * unprivileged user's pipes share a budget (fs/pipe-user-pages-soft, 64 MiB
- * by default) that this keeps enough of for 256 such pipes; beyond it the
- * kernel hands out tiny pipes, and those directions copy instead.
- */
-#define FLOW_PIPE_CHUNK	(256 * 1024)
-/* A pipe smaller than this would move bulk bytes slower than copying. */
-#define FLOW_PIPE_MIN	(64 * 1024)
 
-static void	session_connect_next(void *);
-static void	session_connected(evutil_socket_t, short, void *);
+static upstream_done_fn session_connected;
 static void	session_relay(struct session *);
 static void	session_idle(evutil_socket_t, short, void *);
-static void	session_end(struct session *, int, const char *, ...)
-		    __attribute__((format(printf, 3, 4)));
 static void	flow_event(evutil_socket_t, short, void *);
 static void	flow_arm(struct flow *);
 static int	flow_write(struct flow *, const char *, size_t);
 static int	flow_pump(struct flow *);
-static void	flow_error(struct flow *, int, const char *, int);
+static int	flow_error(struct flow *, int, const char *, int);
 
-static time_t
+/*
+ * Session ids: a random high half, so ids differ across restarts, and a
+ * counter every worker shares.
+ */
+static atomic_uint_fast64_t session_idnext;
+static uint64_t	session_idbase;
+
+void
+session_ids_init(void)
+{
+	uint32_t	seed;
+
+	if (getrandom(&seed, sizeof(seed), GRND_NONBLOCK) != sizeof(seed))
+		seed = (uint32_t)time(NULL);
+	session_idbase = (uint64_t)seed << 32;
+	atomic_init(&session_idnext, 0);
+}
+
+static uint64_t
+session_id_next(void)
+{
+	uint64_t	n = atomic_fetch_add_explicit(&session_idnext, 1,
+			    memory_order_relaxed) + 1;
+
+	return session_idbase | (n & 0xffffffffu);
+}
+
+static int64_t
 session_now(void)
 {
 	struct timespec	ts;
 
-	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-	return ts.tv_sec;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+/*
+ * An accepted client of listener l (settings lc): walk the upstreams from
+ * the first_upstream'th.  The session is the home's from now on: whatever
+ * happens, session_close() ends it and tells the home.
+ */
 void
-session_start(struct listener *l, int fd, const struct sockaddr_in6 *peer)
+session_start(struct session_home *h, struct listener *l,
+    struct listen_conf *lc, size_t first_upstream, int fd,
+    const struct sockaddr_in6 *peer)
 {
-	struct worker		*w = l->l_worker;
-	struct listen_conf	*lc = l->l_conf;
-	struct session		*s;
-	size_t			 start = 0;
+	struct session	*s;
 
 	if ((s = calloc(1, sizeof(*s))) == NULL) {
 		log_warn("listen %s: session", lc->lc_name);
 		close(fd);
-		listener_session_ended(l);
+		h->sh_ended(h, l, 0);
 		return;
 	}
+	s->s_home = h;
 	s->s_listener = l;
 	s->s_conf = conf_listen_ref(lc);
-	s->s_id = pool_session_id(w->w_pool);
+	s->s_id = session_id_next();
 	s->s_state = SESSION_CONNECTING;
 	s->s_cfd = fd;
 	s->s_ufd = -1;
 	s->s_client = *peer;
 	clock_gettime(CLOCK_MONOTONIC, &s->s_start);
-	LIST_INSERT_HEAD(&w->w_sessions, s, s_entry);
+	LIST_INSERT_HEAD(&h->sh_sessions, s, s_entry);
 	/* TCP_NODELAY: inherited from the listening socket (listener.c). */
 	if (log_debugging()) {
 		char	client[ADDR_STRLEN];
@@ -100,104 +123,42 @@ session_start(struct listener *l, int fd, const struct sockaddr_in6 *peer)
 		log_debug("listen %s: session %016llx from %s on worker %zu",
 		    lc->lc_name, (unsigned long long)s->s_id,
 		    addr_format((const struct sockaddr *)peer, client,
-		    sizeof(client)), w->w_index);
+		    sizeof(client)), h->sh_index);
 	}
-
-	if (lc->lc_balance == BALANCE_ROUNDROBIN)
-		start = listener_next_rr(l);
-	upstream_iter_init(&s->s_up, lc, start, w, session_connect_next, s);
-	session_connect_next(s);
+	upstream_attempt_start(&s->s_attempt, lc, first_upstream, s->s_id,
+	    h->sh_base, &h->sh_resolver, session_connected, s);
 }
 
-/* Try upstream addresses until one connect is under way, or none is left. */
+/* upstream.c's completion: the upstream is connected (fd), or none is. */
 static void
-session_connect_next(void *arg)
-{
-	struct session		*s = arg;
-	struct worker		*w = s->s_listener->l_worker;
-	struct listen_conf	*lc = s->s_conf;
-	struct timeval		 tv = { lc->lc_connect_timeout, 0 };
-	char			 up[ADDR_STRLEN];
-	const char		*dnserr;
-	int			 err;
-
-	for (;;) {
-		switch (upstream_next(&s->s_up, &s->s_upaddr)) {
-		case UPSTREAM_WAIT:
-			return;
-		case UPSTREAM_END:
-			if (s->s_lasterr == 0 &&
-			    (dnserr = upstream_dns_error(&s->s_up)) != NULL) {
-				session_end(s, 0, "no upstream reachable "
-				    "(cannot resolve: %s)", dnserr);
-			} else
-				session_end(s, 0, "no upstream reachable "
-				    "(last: %s: %s)", addr_format((struct
-				    sockaddr *)&s->s_upaddr, up, sizeof(up)),
-				    s->s_lasterr == ETIMEDOUT ?
-				    "connect timeout" : strerror(s->s_lasterr));
-			return;
-		case UPSTREAM_TRY:
-			break;
-		}
-		err = upstream_connect(&s->s_upaddr,
-		    lc->lc_has_source ? &lc->lc_source : NULL, &s->s_ufd);
-		if (err == 0)
-			break;
-		s->s_lasterr = err;
-		if (err == EMFILE || err == ENFILE || err == ENOBUFS ||
-		    err == ENOMEM) {
-			worker_fd_exhausted(w);
-			session_end(s, 0, "cannot connect: %s", strerror(err));
-			return;
-		}
-		log_info("listen %s: session %016llx: upstream %s: %s",
-		    lc->lc_name, (unsigned long long)s->s_id,
-		    addr_format((struct sockaddr *)&s->s_upaddr, up,
-		    sizeof(up)), strerror(err));
-	}
-	/* The c2u write event doubles as the connect-completion event. */
-	event_assign(&s->s_c2u.f_wev, w->w_base, s->s_ufd, EV_WRITE,
-	    session_connected, s);
-	event_add(&s->s_c2u.f_wev, &tv);
-}
-
-static void
-session_connected(evutil_socket_t fd, short what, void *arg)
+session_connected(void *arg, int fd, int err, const char *reason)
 {
 	struct session	*s = arg;
-	char		 up[ADDR_STRLEN];
-	socklen_t	 len = sizeof(int);
-	int		 err = 0;
 
-	if (what & EV_TIMEOUT)
-		err = ETIMEDOUT;
-	else if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1)
-		err = errno;
-	if (err == 0) {
-		upstream_iter_clear(&s->s_up);
-		session_relay(s);
+	assert(s->s_state == SESSION_CONNECTING);
+	if (fd == -1) {
+		if (err == EMFILE || err == ENFILE || err == ENOBUFS ||
+		    err == ENOMEM)
+			admit_fd_exhausted(s->s_home->sh_gate);
+		session_close(s, 0, "%s", reason);
 		return;
 	}
-	s->s_lasterr = err;
-	log_info("listen %s: session %016llx: upstream %s: %s",
-	    s->s_conf->lc_name, (unsigned long long)s->s_id,
-	    addr_format((struct sockaddr *)&s->s_upaddr, up, sizeof(up)),
-	    err == ETIMEDOUT ? "connect timeout" : strerror(err));
-	close(s->s_ufd);
-	s->s_ufd = -1;
-	session_connect_next(s);
+	/* The attempt is over: its memory becomes the flows'. */
+	s->s_upaddr = s->s_attempt.ua_addr;
+	s->s_ufd = fd;
+	session_relay(s);
 }
 
 static void
 flow_init(struct flow *f, struct session *s, int from, int to)
 {
-	struct event_base	*base = s->s_listener->l_worker->w_base;
+	struct event_base	*base = s->s_home->sh_base;
 
+	memset(f, 0, sizeof(*f));
 	f->f_sess = s;
 	f->f_from = from;
 	f->f_to = to;
-	f->f_pipe[0] = f->f_pipe[1] = -1;
+	splice_pipe_init(&f->f_pipe);
 	event_assign(&f->f_rev, base, from, EV_READ | EV_PERSIST, flow_event,
 	    f);
 	event_assign(&f->f_wev, base, to, EV_WRITE | EV_PERSIST, flow_event,
@@ -213,7 +174,7 @@ session_proxyhdr(struct session *s)
 {
 	struct listen_conf	*lc = s->s_conf;
 	struct flow		*f = &s->s_c2u;
-	char			*buf = s->s_listener->l_worker->w_scratch;
+	char			*buf = s->s_home->sh_scratch;
 	char			 id[17];
 	struct proxyhdr_tlvs	 tlvs;
 	struct sockaddr_in6	 local;
@@ -222,10 +183,8 @@ session_proxyhdr(struct session *s)
 	ssize_t			 r;
 
 	/* The address the client connected to, not the upstream's. */
-	if (getsockname(s->s_cfd, (struct sockaddr *)&local, &len) == -1) {
-		flow_error(f, s->s_cfd, "getsockname", errno);
-		return -1;
-	}
+	if (getsockname(s->s_cfd, (struct sockaddr *)&local, &len) == -1)
+		return flow_error(f, s->s_cfd, "getsockname", errno);
 	if (lc->lc_proxy == PROXYHDR_V1)
 		n = proxyhdr_v1((struct sockaddr *)&s->s_client,
 		    (struct sockaddr *)&local, buf, PROXYHDR_MAX);
@@ -239,19 +198,17 @@ session_proxyhdr(struct session *s)
 		    PROXYHDR_MAX);
 	}
 	if (n == 0) {
-		session_end(s, 1, "cannot encode the PROXY header");
+		session_close(s, 1, "cannot encode the PROXY header");
 		return -1;
 	}
 	s->s_hdrlen = (uint16_t)n;
-	r = recv(s->s_cfd, buf + n, WORKER_SCRATCH - n, 0);
+	r = recv(s->s_cfd, buf + n, SESSION_SCRATCH - n, 0);
 	if (r > 0)
 		n += (size_t)r;
 	else if (r == 0)
 		f->f_eof = 1;
-	else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
-		flow_error(f, s->s_cfd, "read", errno);
-		return -1;
-	}
+	else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+		return flow_error(f, s->s_cfd, "read", errno);
 	return flow_write(f, buf, n);
 }
 
@@ -265,8 +222,8 @@ session_relay(struct session *s)
 	flow_init(&s->s_u2c, s, s->s_ufd, s->s_cfd);
 	if (s->s_conf->lc_idle_timeout > 0) {
 		s->s_last = session_now();
-		evtimer_assign(&s->s_timer, s->s_listener->l_worker->w_base,
-		    session_idle, s);
+		evtimer_assign(&s->s_timer, s->s_home->sh_base, session_idle,
+		    s);
 		evtimer_add(&s->s_timer, &tv);
 	}
 	flow_arm(&s->s_u2c);
@@ -278,20 +235,24 @@ session_relay(struct session *s)
 		flow_pump(&s->s_c2u);	/* the rest, or a FIN seen early */
 }
 
+/* Idle is measured to the nanosecond; the timer waits the exact rest. */
 static void
 session_idle(evutil_socket_t fd, short what, void *arg)
 {
 	struct session	*s = arg;
-	struct timeval	 tv = { 0, 0 };
-	time_t		 idle = session_now() - s->s_last;
+	int64_t		 limit = (int64_t)s->s_conf->lc_idle_timeout *
+			    1000000000;
+	int64_t		 rest = limit - (session_now() - s->s_last);
+	struct timeval	 tv;
 
 	(void)fd;
 	(void)what;
-	if (idle >= s->s_conf->lc_idle_timeout) {
-		session_end(s, 0, "idle timeout");
+	if (rest <= 0) {
+		session_close(s, 0, "idle timeout");
 		return;
 	}
-	tv.tv_sec = s->s_conf->lc_idle_timeout - idle;
+	tv.tv_sec = (time_t)(rest / 1000000000);
+	tv.tv_usec = (suseconds_t)(rest % 1000000000 / 1000 + 1);
 	evtimer_add(&s->s_timer, &tv);
 }
 
@@ -301,22 +262,26 @@ flow_side(const struct flow *f, int fd)
 	return fd == f->f_sess->s_cfd ? "client" : "upstream";
 }
 
-/* An I/O error on fd ends the session; a reset is passed on as a reset. */
-static void
+/*
+ * An I/O error on fd ends the session; a reset is passed on as a reset.
+ * Returns -1: the session has ended.
+ */
+static int
 flow_error(struct flow *f, int fd, const char *op, int err)
 {
 	if (err == ECONNRESET || err == EPIPE)
-		session_end(f->f_sess, 1, "%s reset", flow_side(f, fd));
+		session_close(f->f_sess, 1, "%s reset", flow_side(f, fd));
 	else
-		session_end(f->f_sess, 1, "%s: %s: %s", flow_side(f, fd), op,
+		session_close(f->f_sess, 1, "%s: %s: %s", flow_side(f, fd), op,
 		    strerror(err));
+	return -1;
 }
 
 static void
 flow_arm(struct flow *f)
 {
-	int	rwant = !f->f_eof && f->f_len == 0 && f->f_plen == 0;
-	int	wwant = f->f_len > 0 || f->f_plen > 0;
+	int	pending = f->f_len > 0 || f->f_pipe.sp_len > 0;
+	int	rwant = !f->f_eof && !pending;
 
 	if (rwant != f->f_rarmed) {
 		if (rwant)
@@ -325,12 +290,12 @@ flow_arm(struct flow *f)
 			event_del(&f->f_rev);
 		f->f_rarmed = (uint8_t)rwant;
 	}
-	if (wwant != f->f_warmed) {
-		if (wwant)
+	if (pending != f->f_warmed) {
+		if (pending)
 			event_add(&f->f_wev, NULL);
 		else
 			event_del(&f->f_wev);
-		f->f_warmed = (uint8_t)wwant;
+		f->f_warmed = (uint8_t)pending;
 	}
 }
 
@@ -345,10 +310,8 @@ flow_write(struct flow *f, const char *buf, size_t len)
 
 	n = send(f->f_to, buf, len, MSG_NOSIGNAL);
 	if (n == -1) {
-		if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
-			flow_error(f, f->f_to, "write", errno);
-			return -1;
-		}
+		if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+			return flow_error(f, f->f_to, "write", errno);
 		n = 0;
 	}
 	f->f_bytes += (size_t)n;
@@ -362,7 +325,7 @@ flow_write(struct flow *f, const char *buf, size_t len)
 		return 0;
 	/* Keep the rest; the source is not read until it is gone. */
 	if ((f->f_buf = malloc(len - (size_t)n)) == NULL) {
-		session_end(f->f_sess, 1, "out of memory");
+		session_close(f->f_sess, 1, "out of memory");
 		return -1;
 	}
 	memcpy(f->f_buf, buf + n, len - (size_t)n);
@@ -371,166 +334,120 @@ flow_write(struct flow *f, const char *buf, size_t len)
 	return 0;
 }
 
-#ifdef USE_SPLICE
 /*
- * Zero-copy: once a flow has filled a whole scratch read it carries bulk,
- * and it gets a pipe; from then on bytes move socket -> pipe -> socket with
- * splice(2), never through user space.  Bytes the destination has not
- * taken yet stay in the pipe (f_plen), and the source is not read while
- * they do, as with f_buf.  Without a pipe (none could be had), the copying
- * path goes on.
+ * Pass on what the destination did not take before: the pipe's bytes or
+ * the kept buffer.  Returns 0, or -1 when the session has ended.
  */
-static void
-flow_pipe_open(struct flow *f)
-{
-	if (pipe2(f->f_pipe, O_NONBLOCK | O_CLOEXEC) == -1) {
-		f->f_pipe[0] = f->f_pipe[1] = -1;
-		f->f_nopipe = 1;	/* do not try again for this flow */
-		return;
-	}
-	/* Failing that (the user's pipe budget), the default size will do. */
-	(void)fcntl(f->f_pipe[1], F_SETPIPE_SZ, FLOW_PIPE_CHUNK);
-	if (fcntl(f->f_pipe[1], F_GETPIPE_SZ) < FLOW_PIPE_MIN) {
-		close(f->f_pipe[0]);
-		close(f->f_pipe[1]);
-		f->f_pipe[0] = f->f_pipe[1] = -1;
-		f->f_nopipe = 1;
-	}
-}
-
-/* Empty the pipe into f_to.  Returns 0, or -1 when the session ended. */
 static int
-flow_splice_out(struct flow *f)
+flow_flush(struct flow *f)
 {
-	ssize_t	n;
-
-	while (f->f_plen > 0) {
-		n = splice(f->f_pipe[0], NULL, f->f_to, NULL, f->f_plen,
-		    SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-		if (n == -1) {
-			if (errno == EAGAIN || errno == EWOULDBLOCK)
-				return 0;
-			if (errno == EINTR)
-				continue;
-			flow_error(f, f->f_to, "write", errno);
+	if (f->f_pipe.sp_len > 0 &&
+	    splice_flush(&f->f_pipe, f->f_to, &f->f_bytes) == SPLICE_ERR_TO)
+		return flow_error(f, f->f_to, "write", errno);
+	if (f->f_len > 0) {
+		if (flow_write(f, f->f_buf + f->f_off, f->f_len) == -1)
 			return -1;
+		if (f->f_len == 0) {
+			free(f->f_buf);
+			f->f_buf = NULL;
 		}
-		f->f_plen -= (uint32_t)n;
-		f->f_bytes += (size_t)n;
 	}
 	return 0;
 }
 
 /*
- * One splice from f_from into the pipe, then on to f_to.  Returns the
- * bytes read (0 at EOF), -2 when the source has nothing now, or -1 when
- * the session ended.
+ * The copying path: read into the worker's scratch buffer and write
+ * straight on; only what the destination does not take is kept.  A read
+ * that fills the whole buffer means bulk: the direction takes a pipe
+ * (when splice is on and one can be had) and moves on with splice.c.
+ * Returns 0, or -1 when the session has ended.
  */
-static ssize_t
+static int
+flow_copy(struct flow *f)
+{
+	char	*scratch = f->f_sess->s_home->sh_scratch;
+	ssize_t	 n;
+	int	 i;
+
+	for (i = 0; i < FLOW_READS; i++) {
+		n = recv(f->f_from, scratch, SESSION_SCRATCH, 0);
+		if (n == 0) {
+			f->f_eof = 1;
+			return 0;
+		}
+		if (n == -1) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				return 0;
+			return flow_error(f, f->f_from, "read", errno);
+		}
+		if (flow_write(f, scratch, (size_t)n) == -1)
+			return -1;
+		if (f->f_len > 0 || n < SESSION_SCRATCH)
+			return 0;
+		if (f->f_sess->s_home->sh_splice && !f->f_nopipe) {
+			if (splice_start(&f->f_pipe) == -1)
+				f->f_nopipe = 1;	/* copy for good */
+			else
+				return 0;	/* bulk: zero-copy from now */
+		}
+	}
+	return 0;
+}
+
+/* The splice path (splice.c).  Returns 0, or -1 when the session ended. */
+static int
 flow_splice(struct flow *f)
 {
-	ssize_t	n;
-
-	n = splice(f->f_from, NULL, f->f_pipe[1], NULL, FLOW_PIPE_CHUNK,
-	    SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-	if (n == -1) {
-		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
-			return -2;
-		flow_error(f, f->f_from, "read", errno);
-		return -1;
+	switch (splice_pump(&f->f_pipe, f->f_from, f->f_to, FLOW_READS,
+	    &f->f_bytes)) {
+	case SPLICE_AGAIN:
+		return 0;
+	case SPLICE_EOF:
+		f->f_eof = 1;
+		return 0;
+	case SPLICE_ERR_FROM:
+		return flow_error(f, f->f_from, "read", errno);
+	case SPLICE_ERR_TO:
+		return flow_error(f, f->f_to, "write", errno);
 	}
-	f->f_plen = (uint32_t)n;
-	if (n > 0 && flow_splice_out(f) == -1)
-		return -1;
-	return n;
+	return 0;
 }
-#endif
 
 /*
- * Move bytes from f_from to f_to: first what is kept, then fresh reads
- * passed straight through.  On EOF with nothing kept, pass the FIN on.
+ * Move bytes from f_from to f_to: first what is kept, then fresh bytes
+ * along the direction's path (copy or splice).  On EOF with nothing kept,
+ * pass the FIN on; when both directions have, the session is done.
  * Returns 0, or -1 when the session has ended.
  */
 static int
 flow_pump(struct flow *f)
 {
 	struct session	*s = f->f_sess;
-	char		*scratch = s->s_listener->l_worker->w_scratch;
-	ssize_t		 n;
-	int		 i;
+	int		 rc;
 
-#ifdef USE_SPLICE
-	if (f->f_plen > 0) {
-		if (flow_splice_out(f) == -1)
-			return -1;
-		if (f->f_plen > 0)
-			goto arm;
-	}
-#endif
-	if (f->f_len > 0) {
-		if (flow_write(f, f->f_buf + f->f_off, f->f_len) == -1)
-			return -1;
-		if (f->f_len > 0)
-			goto arm;
-		free(f->f_buf);
-		f->f_buf = NULL;
-	}
-	for (i = 0; i < FLOW_READS && !f->f_eof; i++) {
-#ifdef USE_SPLICE
-		if (f->f_pipe[0] != -1) {
-			if ((n = flow_splice(f)) == -1)
-				return -1;
-			if (n == -2)
-				break;
-			if (n == 0) {
-				f->f_eof = 1;
-				break;
-			}
-			if (f->f_plen > 0 || n < FLOW_PIPE_CHUNK)
-				break;
-			continue;
-		}
-#endif
-		n = recv(f->f_from, scratch, WORKER_SCRATCH, 0);
-		if (n > 0) {
-			if (flow_write(f, scratch, (size_t)n) == -1)
-				return -1;
-#ifdef USE_SPLICE
-			if (n == WORKER_SCRATCH && !f->f_nopipe &&
-			    f->f_pipe[0] == -1 && pool_splice(
-			    s->s_listener->l_worker->w_pool))
-				flow_pipe_open(f);	/* bulk: go zero-copy */
-#endif
-			if (f->f_len > 0 || n < WORKER_SCRATCH)
-				break;
-			continue;
-		}
-		if (n == 0) {
-			f->f_eof = 1;
-			break;
-		}
-		if (errno == EAGAIN || errno == EWOULDBLOCK)
-			break;
-		if (errno == EINTR)
-			continue;
-		flow_error(f, f->f_from, "read", errno);
+	if (flow_flush(f) == -1)
 		return -1;
+	if (f->f_len == 0 && f->f_pipe.sp_len == 0 && !f->f_eof) {
+		rc = splice_pipe_open(&f->f_pipe) ? flow_splice(f) :
+		    flow_copy(f);
+		if (rc == -1)
+			return -1;
 	}
 	if (s->s_conf->lc_idle_timeout > 0)
 		s->s_last = session_now();
-	if (f->f_eof && f->f_len == 0 && f->f_plen == 0 && !f->f_shut) {
+	if (f->f_eof && f->f_len == 0 && f->f_pipe.sp_len == 0 &&
+	    !f->f_shut) {
 		/* Half-close: pass the FIN on, keep the other way going. */
-		if (shutdown(f->f_to, SHUT_WR) == -1 && errno != ENOTCONN) {
-			flow_error(f, f->f_to, "shutdown", errno);
-			return -1;
-		}
+		if (shutdown(f->f_to, SHUT_WR) == -1 && errno != ENOTCONN)
+			return flow_error(f, f->f_to, "shutdown", errno);
 		f->f_shut = 1;
 		if (s->s_c2u.f_shut && s->s_u2c.f_shut) {
-			session_end(s, 0, "done");
+			session_close(s, 0, "done");
 			return -1;
 		}
 	}
- arm:
 	flow_arm(f);
 	return 0;
 }
@@ -552,11 +469,7 @@ flow_clear(struct flow *f)
 		event_del(&f->f_wev);
 	free(f->f_buf);
 	f->f_buf = NULL;
-	if (f->f_pipe[0] != -1) {
-		close(f->f_pipe[0]);
-		close(f->f_pipe[1]);
-		f->f_pipe[0] = f->f_pipe[1] = -1;
-	}
+	splice_stop(&f->f_pipe);
 }
 
 /* Close a socket; with abort, as a reset (RST), so the peer learns fast. */
@@ -572,61 +485,57 @@ session_closefd(int fd, int abort)
 	close(fd);
 }
 
-void
-session_close(struct session *s, const char *reason)
-{
-	session_end(s, 0, "%s", reason);
-}
-
 /*
- * The one close path: stop events, release both sockets (resetting them
- * when abort is set), log the session's line, count down, free.
+ * The one close path: stop the session's events, release both sockets
+ * (resetting them when abort is set), log the session's line, tell the
+ * home, free.  Afterwards s is gone.
  */
-static void
-session_end(struct session *s, int abort, const char *fmt, ...)
+void
+session_close(struct session *s, int abort, const char *fmt, ...)
 {
-	struct listener	*l = s->s_listener;
-	char		 reason[SESSION_REASONMAX];
-	char		 client[ADDR_STRLEN], up[ADDR_STRLEN];
-	struct timespec	 now;
-	va_list		 ap;
-	double		 secs;
-	int		 pri = LOG_INFO;
+	struct session_home	*h = s->s_home;
+	char			 reason[SESSION_REASONMAX];
+	char			 client[ADDR_STRLEN], up[ADDR_STRLEN];
+	struct timespec		 now;
+	va_list			 ap;
+	uint64_t		 bup = 0, bdown = 0;
+	double			 secs;
+	int			 relayed = s->s_state == SESSION_RELAYING;
 
+	assert(s->s_state != SESSION_CLOSED);
 	va_start(ap, fmt);
 	vsnprintf(reason, sizeof(reason), fmt, ap);
 	va_end(ap);
 
-	if (s->s_state == SESSION_CONNECTING) {
-		pri = LOG_WARNING;
-		upstream_iter_clear(&s->s_up);
-		if (s->s_ufd != -1)
-			event_del(&s->s_c2u.f_wev);
-		strcpy(up, "-");
-	} else {
+	if (relayed) {
 		flow_clear(&s->s_c2u);
 		flow_clear(&s->s_u2c);
 		if (s->s_conf->lc_idle_timeout > 0)
 			event_del(&s->s_timer);
 		addr_format((struct sockaddr *)&s->s_upaddr, up, sizeof(up));
+		bup = s->s_c2u.f_bytes > s->s_hdrlen ?
+		    s->s_c2u.f_bytes - s->s_hdrlen : 0;
+		bdown = s->s_u2c.f_bytes;
+	} else {
+		upstream_attempt_cancel(&s->s_attempt);
+		strcpy(up, "-");
 	}
+	s->s_state = SESSION_CLOSED;
 	session_closefd(s->s_cfd, abort);
 	session_closefd(s->s_ufd, abort);
 
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	secs = (double)(now.tv_sec - s->s_start.tv_sec) +
 	    (double)(now.tv_nsec - s->s_start.tv_nsec) / 1e9;
-	log_at(pri, "listen %s: session %016llx %s -> %s ended after %.3fs, "
-	    "%llu bytes up, %llu bytes down: %s", s->s_conf->lc_name,
-	    (unsigned long long)s->s_id,
+	log_at(relayed ? LOG_INFO : LOG_WARNING, "listen %s: session %016llx "
+	    "%s -> %s ended after %.3fs, %llu bytes up, %llu bytes down: %s",
+	    s->s_conf->lc_name, (unsigned long long)s->s_id,
 	    addr_format((struct sockaddr *)&s->s_client, client,
-	    sizeof(client)), up, secs,
-	    (unsigned long long)(s->s_c2u.f_bytes > s->s_hdrlen ?
-	    s->s_c2u.f_bytes - s->s_hdrlen : 0),
-	    (unsigned long long)s->s_u2c.f_bytes, reason);
+	    sizeof(client)), up, secs, (unsigned long long)bup,
+	    (unsigned long long)bdown, reason);
 
 	LIST_REMOVE(s, s_entry);
 	conf_listen_unref(s->s_conf);
+	h->sh_ended(h, s->s_listener, relayed);
 	free(s);
-	listener_session_ended(l);
 }

@@ -1,12 +1,19 @@
 /*
- * session.h: one client <-> upstream pair.
+ * session.h: one client <-> upstream pair, from accept to close.
  *
- * A session is two symmetric flows: c2u (client to upstream) and u2c.
- * Each flow reads its source socket and writes its destination socket,
- * owning one read event and one write event, so one function moves bytes
- * in either direction.  A flow holds no buffer while bytes pass straight
- * through; only what the destination could not take yet is kept, and
- * while it is kept the source is not read (backpressure).
+ * A session is connecting (upstream.c's attempt under way), then relaying
+ * (two symmetric flows: c2u, client to upstream, and u2c), then closed;
+ * the states are asserted.  Each flow reads its source socket and writes
+ * its destination socket, owning one read event and one write event, so
+ * one function moves bytes in either direction.  A flow holds no buffer
+ * while bytes pass straight through; only what the destination could not
+ * take yet is kept, and while it is kept the source is not read
+ * (backpressure).  A bulk direction may move its bytes through a pipe
+ * instead (splice.h).
+ *
+ * A session knows nothing of its worker but the session_home the worker
+ * hands it: the loop, the scratch buffer, the resolver, the accept gate,
+ * and the one call back up, when the session has ended.
  */
 #ifndef RELAY64_SESSION_H
 #define RELAY64_SESSION_H
@@ -18,11 +25,32 @@
 
 #include <event2/event_struct.h>
 
+#include "splice.h"
 #include "upstream.h"
 
-struct listener;
+struct admit_gate;
 struct listen_conf;
+struct listener;
 struct session;
+
+LIST_HEAD(sessions, session);
+
+/* Bytes read from a socket in one go; also the most a direction buffers. */
+#define SESSION_SCRATCH	(64 * 1024)
+
+/* What a session needs of the worker that runs it (worker.c owns it). */
+struct session_home {
+	size_t			 sh_index;	/* the worker's, for debug logs */
+	struct event_base	*sh_base;
+	char			*sh_scratch;	/* SESSION_SCRATCH bytes */
+	struct upstream_resolver sh_resolver;
+	struct admit_gate	*sh_gate;	/* paused when out of fds */
+	int			 sh_splice;	/* bulk directions may splice */
+	struct sessions		 sh_sessions;	/* open ones */
+	/* A session ended; relayed: it had reached an upstream. */
+	void			(*sh_ended)(struct session_home *,
+				    struct listener *, int relayed);
+};
 
 struct flow {
 	struct session		*f_sess;
@@ -34,8 +62,7 @@ struct flow {
 	uint32_t		 f_off;
 	uint32_t		 f_len;
 	uint64_t		 f_bytes;	/* delivered to f_to */
-	int			 f_pipe[2];	/* splice: -1 until bulk */
-	uint32_t		 f_plen;	/* bytes waiting in f_pipe */
+	struct splice_pipe	 f_pipe;	/* bulk: none until then */
 	uint8_t			 f_eof;		/* f_from sent FIN */
 	uint8_t			 f_shut;	/* FIN passed on to f_to */
 	uint8_t			 f_rarmed;
@@ -46,29 +73,40 @@ struct flow {
 enum session_state {
 	SESSION_CONNECTING,
 	SESSION_RELAYING,
+	SESSION_CLOSED,
 };
 
 struct session {
 	LIST_ENTRY(session)	 s_entry;
-	struct listener		*s_listener;
+	struct session_home	*s_home;
+	struct listener		*s_listener;	/* handed back in sh_ended */
 	struct listen_conf	*s_conf;	/* referenced */
 	uint64_t		 s_id;
 	enum session_state	 s_state;
 	int			 s_cfd;
-	int			 s_ufd;		/* -1 until connecting */
+	int			 s_ufd;		/* -1 until connected */
 	struct sockaddr_in6	 s_client;
-	struct sockaddr_in	 s_upaddr;	/* being tried or connected */
+	struct sockaddr_in	 s_upaddr;	/* connected to */
 	struct timespec		 s_start;
-	time_t			 s_last;	/* last byte, monotonic s */
-	int			 s_lasterr;	/* last connect errno */
+	int64_t			 s_last;	/* last byte, monotonic ns */
 	uint16_t		 s_hdrlen;	/* PROXY header bytes sent up */
-	struct upstream_iter	 s_up;
-	struct event		 s_timer;	/* idle timeout */
-	struct flow		 s_c2u;
-	struct flow		 s_u2c;
+	union {
+		/* SESSION_CONNECTING */
+		struct upstream_attempt	 s_attempt;
+		/* SESSION_RELAYING */
+		struct {
+			struct flow	 s_c2u;
+			struct flow	 s_u2c;
+			struct event	 s_timer;	/* idle timeout */
+		};
+	};
 };
 
-void	session_start(struct listener *, int fd, const struct sockaddr_in6 *);
-void	session_close(struct session *, const char *reason);
+void	session_ids_init(void);
+void	session_start(struct session_home *, struct listener *,
+	    struct listen_conf *, size_t first_upstream, int fd,
+	    const struct sockaddr_in6 *);
+void	session_close(struct session *, int abort, const char *, ...)
+	    __attribute__((format(printf, 3, 4)));
 
 #endif

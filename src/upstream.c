@@ -1,5 +1,6 @@
 /*
- * upstream.c: choosing and connecting the IPv4 side of a session.
+ * upstream.c: choosing and connecting the IPv4 side of a session: the
+ * resolver, the walk over the upstreams, and the attempt that connects.
  */
 #include "config.h"
 
@@ -8,30 +9,76 @@
 #include <netinet/tcp.h>
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
 #include <event2/dns.h>
+#include <event2/event.h>
 #include <event2/util.h>
 
+#include "addr.h"
 #include "conf.h"
 #include "log.h"
 #include "upstream.h"
-#include "worker.h"
+
+static void	upstream_attempt_next(void *);
+static void	upstream_connected(evutil_socket_t, short, void *);
 
 void
+upstream_resolver_init(struct upstream_resolver *ur, struct event_base *base)
+{
+	ur->ur_base = base;
+	ur->ur_dns = NULL;
+	ur->ur_failed = 0;
+}
+
+void
+upstream_resolver_free(struct upstream_resolver *ur)
+{
+	if (ur->ur_dns != NULL)
+		evdns_base_free(ur->ur_dns, 0);
+	ur->ur_dns = NULL;
+}
+
+/* The resolver, created on first use; NULL when it cannot be (said once). */
+static struct evdns_base *
+upstream_resolver_get(struct upstream_resolver *ur)
+{
+	int	rc;
+
+	if (ur->ur_dns != NULL || ur->ur_failed)
+		return ur->ur_dns;
+	if ((ur->ur_dns = evdns_base_new(ur->ur_base, 0)) == NULL) {
+		log_warnx("cannot create a DNS resolver: host-name upstreams "
+		    "cannot be resolved");
+		ur->ur_failed = 1;
+		return NULL;
+	}
+	rc = evdns_base_resolv_conf_parse(ur->ur_dns, DNS_OPTIONS_ALL,
+	    "/etc/resolv.conf");
+	if (rc != 0)
+		log_warnx("/etc/resolv.conf: cannot use it (error %d): host "
+		    "names resolve from /etc/hosts only", rc);
+	if (evdns_base_load_hosts(ur->ur_dns, NULL) != 0)
+		log_debug("/etc/hosts: cannot load it");
+	return ur->ur_dns;
+}
+
+static void
 upstream_iter_init(struct upstream_iter *ui, const struct listen_conf *lc,
-    size_t start, struct worker *w, void (*cb)(void *), void *arg)
+    size_t start, struct upstream_resolver *res, void (*cb)(void *),
+    void *arg)
 {
 	memset(ui, 0, sizeof(*ui));
 	ui->ui_lc = lc;
-	ui->ui_worker = w;
+	ui->ui_res = res;
 	ui->ui_start = start % lc->lc_nupstreams;
 	ui->ui_cb = cb;
 	ui->ui_arg = arg;
 }
 
-void
+static void
 upstream_iter_clear(struct upstream_iter *ui)
 {
 	if (ui->ui_req != NULL) {
@@ -66,12 +113,13 @@ upstream_resolved(int result, struct evutil_addrinfo *ai, void *arg)
  * resolved and the iterator's callback will be called when it is; then
  * call upstream_next() again.
  */
-enum upstream_step
+static enum upstream_step
 upstream_next(struct upstream_iter *ui, struct sockaddr_in *out)
 {
 	const struct listen_conf	*lc = ui->ui_lc;
 	const struct addr_upstream	*au;
 	struct evutil_addrinfo		 hints;
+	struct evdns_base		*dns;
 
 	for (; ui->ui_done < lc->lc_nupstreams; ui->ui_done++) {
 		au = &lc->lc_upstreams[(ui->ui_start + ui->ui_done) %
@@ -90,9 +138,13 @@ upstream_next(struct upstream_iter *ui, struct sockaddr_in *out)
 			hints.ai_family = AF_INET;
 			hints.ai_socktype = SOCK_STREAM;
 			hints.ai_protocol = IPPROTO_TCP;
+			if ((dns = upstream_resolver_get(ui->ui_res)) == NULL) {
+				ui->ui_dnserr = EVUTIL_EAI_FAIL;
+				goto next;
+			}
 			ui->ui_resolving = 1;
-			ui->ui_req = evdns_getaddrinfo(worker_dns(ui->ui_worker),
-			    au->au_host, NULL, &hints, upstream_resolved, ui);
+			ui->ui_req = evdns_getaddrinfo(dns, au->au_host, NULL,
+			    &hints, upstream_resolved, ui);
 			ui->ui_resolving = 0;
 			if (!ui->ui_resolved)
 				return UPSTREAM_WAIT;
@@ -115,10 +167,145 @@ upstream_next(struct upstream_iter *ui, struct sockaddr_in *out)
 	return UPSTREAM_END;
 }
 
-const char *
-upstream_dns_error(const struct upstream_iter *ui)
+/*
+ * Walk the upstreams from start, connecting to one address at a time;
+ * done is called once, when one connected or none could be.
+ */
+void
+upstream_attempt_start(struct upstream_attempt *ua,
+    const struct listen_conf *lc, size_t start, uint64_t id,
+    struct event_base *base, struct upstream_resolver *res,
+    upstream_done_fn *done, void *arg)
 {
-	return ui->ui_dnserr ? evutil_gai_strerror(ui->ui_dnserr) : NULL;
+	ua->ua_lc = lc;
+	ua->ua_id = id;
+	ua->ua_base = base;
+	ua->ua_fd = -1;
+	ua->ua_lasterr = 0;
+	memset(&ua->ua_addr, 0, sizeof(ua->ua_addr));
+	ua->ua_done = done;
+	ua->ua_arg = arg;
+	upstream_iter_init(&ua->ua_it, lc, start, res, upstream_attempt_next,
+	    ua);
+	upstream_attempt_next(ua);
+}
+
+/* The session ends while connecting: stop everything under way. */
+void
+upstream_attempt_cancel(struct upstream_attempt *ua)
+{
+	upstream_iter_clear(&ua->ua_it);
+	if (ua->ua_fd != -1) {
+		event_del(&ua->ua_ev);
+		close(ua->ua_fd);
+		ua->ua_fd = -1;
+	}
+}
+
+/* The attempt's last act: report, after which ua may be reused. */
+static void
+upstream_attempt_end(struct upstream_attempt *ua, int fd, int err,
+    const char *reason)
+{
+	upstream_done_fn	*done = ua->ua_done;
+	void			*arg = ua->ua_arg;
+
+	upstream_iter_clear(&ua->ua_it);
+	ua->ua_fd = -1;
+	done(arg, fd, err, reason);
+}
+
+static void
+upstream_attempt_failed(struct upstream_attempt *ua, int err)
+{
+	char	addr[ADDR_STRLEN];
+
+	ua->ua_lasterr = err;
+	log_info("listen %s: session %016llx: upstream %s: %s",
+	    ua->ua_lc->lc_name, (unsigned long long)ua->ua_id,
+	    addr_format((struct sockaddr *)&ua->ua_addr, addr, sizeof(addr)),
+	    err == ETIMEDOUT ? "connect timeout" : strerror(err));
+}
+
+/* Every upstream was tried: say why none could be reached. */
+static void
+upstream_attempt_exhausted(struct upstream_attempt *ua)
+{
+	char	reason[ADDR_HOSTMAX + 128], addr[ADDR_STRLEN];
+	int	err = ua->ua_lasterr;
+
+	if (err == 0 && ua->ua_it.ui_dnserr != 0)
+		snprintf(reason, sizeof(reason), "no upstream reachable "
+		    "(cannot resolve: %s)",
+		    evutil_gai_strerror(ua->ua_it.ui_dnserr));
+	else if (err == 0)
+		snprintf(reason, sizeof(reason), "no upstream reachable "
+		    "(no IPv4 address)");
+	else
+		snprintf(reason, sizeof(reason), "no upstream reachable "
+		    "(last: %s: %s)", addr_format((struct sockaddr *)
+		    &ua->ua_addr, addr, sizeof(addr)), err == ETIMEDOUT ?
+		    "connect timeout" : strerror(err));
+	upstream_attempt_end(ua, -1, err, reason);
+}
+
+/* Try addresses until one connect is under way, or none is left. */
+static void
+upstream_attempt_next(void *arg)
+{
+	struct upstream_attempt	*ua = arg;
+	const struct listen_conf *lc = ua->ua_lc;
+	struct timeval		 tv = { lc->lc_connect_timeout, 0 };
+	char			 reason[128];
+	int			 err;
+
+	for (;;) {
+		switch (upstream_next(&ua->ua_it, &ua->ua_addr)) {
+		case UPSTREAM_WAIT:
+			return;
+		case UPSTREAM_END:
+			upstream_attempt_exhausted(ua);
+			return;
+		case UPSTREAM_TRY:
+			break;
+		}
+		err = upstream_connect(&ua->ua_addr,
+		    lc->lc_has_source ? &lc->lc_source : NULL, &ua->ua_fd);
+		if (err == 0)
+			break;
+		if (err == EMFILE || err == ENFILE || err == ENOBUFS ||
+		    err == ENOMEM) {
+			snprintf(reason, sizeof(reason), "cannot connect: %s",
+			    strerror(err));
+			upstream_attempt_end(ua, -1, err, reason);
+			return;
+		}
+		upstream_attempt_failed(ua, err);
+	}
+	event_assign(&ua->ua_ev, ua->ua_base, ua->ua_fd, EV_WRITE,
+	    upstream_connected, ua);
+	event_add(&ua->ua_ev, &tv);
+}
+
+static void
+upstream_connected(evutil_socket_t fd, short what, void *arg)
+{
+	struct upstream_attempt	*ua = arg;
+	socklen_t		 len = sizeof(int);
+	int			 err = 0;
+
+	if (what & EV_TIMEOUT)
+		err = ETIMEDOUT;
+	else if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1)
+		err = errno;
+	if (err == 0) {
+		upstream_attempt_end(ua, fd, 0, NULL);
+		return;
+	}
+	upstream_attempt_failed(ua, err);
+	close(ua->ua_fd);
+	ua->ua_fd = -1;
+	upstream_attempt_next(ua);
 }
 
 /*

@@ -1,20 +1,38 @@
 /*
  * upstream.h: choosing and connecting the IPv4 side of a session.
  *
- * An iterator walks a listener's upstreams once, starting where the
+ * An attempt walks a listener's upstreams once, starting where the
  * balance mode says, expanding host names into their IPv4 addresses
- * (resolved asynchronously), and yields one address to try at a time.
+ * (resolved asynchronously), and connects to one address at a time, each
+ * with the listener's connect-timeout; a refused, unreachable or timed
+ * out address passes on to the next.  The attempt ends by calling its
+ * completion callback once: with the connected socket, or with -1 and
+ * why no upstream could be reached.
+ *
+ * upstream.c knows nothing of sessions or workers: what it needs (the
+ * loop, a resolver) is handed in.
  */
 #ifndef RELAY64_UPSTREAM_H
 #define RELAY64_UPSTREAM_H
 
 #include <netinet/in.h>
 #include <stddef.h>
+#include <stdint.h>
+
+#include <event2/event_struct.h>
 
 struct listen_conf;
-struct worker;
+struct event_base;
+struct evdns_base;
 struct evutil_addrinfo;
 struct evdns_getaddrinfo_request;
+
+/* A worker's resolver, created on first use (only names need one). */
+struct upstream_resolver {
+	struct event_base	*ur_base;
+	struct evdns_base	*ur_dns;
+	int			 ur_failed;	/* cannot be created: said once */
+};
 
 enum upstream_step {
 	UPSTREAM_TRY,		/* an address to connect to */
@@ -22,9 +40,10 @@ enum upstream_step {
 	UPSTREAM_END,		/* every upstream was tried */
 };
 
+/* Which address is next: one walk over the listener's upstreams. */
 struct upstream_iter {
 	const struct listen_conf *ui_lc;
-	struct worker		*ui_worker;
+	struct upstream_resolver *ui_res;
 	size_t			 ui_start;	/* first entry tried */
 	size_t			 ui_done;	/* entries finished */
 	struct evutil_addrinfo	*ui_ai;		/* addresses of a name */
@@ -37,11 +56,36 @@ struct upstream_iter {
 	void			*ui_arg;
 };
 
-void	upstream_iter_init(struct upstream_iter *, const struct listen_conf *,
-	    size_t start, struct worker *, void (*)(void *), void *);
-enum upstream_step upstream_next(struct upstream_iter *, struct sockaddr_in *);
-void	upstream_iter_clear(struct upstream_iter *);
-const char *upstream_dns_error(const struct upstream_iter *);
+/*
+ * The completion: fd is the connected socket (the attempt's address in
+ * ua_addr), or -1 with err (the last errno, 0 when no address was found)
+ * and reason ("no upstream reachable (...)").  It is the attempt's last
+ * act: the attempt's memory may be reused as soon as it is called.
+ */
+typedef void	upstream_done_fn(void *arg, int fd, int err, const char *reason);
+
+struct upstream_attempt {
+	struct upstream_iter	 ua_it;
+	struct event		 ua_ev;		/* connected, or connect-timeout */
+	const struct listen_conf *ua_lc;
+	uint64_t		 ua_id;		/* the session's, for its logs */
+	struct event_base	*ua_base;
+	int			 ua_fd;		/* -1 between tries */
+	int			 ua_lasterr;
+	struct sockaddr_in	 ua_addr;	/* being tried, or connected */
+	upstream_done_fn	*ua_done;
+	void			*ua_arg;
+};
+
+void	upstream_resolver_init(struct upstream_resolver *, struct event_base *);
+void	upstream_resolver_free(struct upstream_resolver *);
+
+void	upstream_attempt_start(struct upstream_attempt *,
+	    const struct listen_conf *, size_t start, uint64_t id,
+	    struct event_base *, struct upstream_resolver *,
+	    upstream_done_fn *, void *);
+void	upstream_attempt_cancel(struct upstream_attempt *);
+
 int	upstream_connect(const struct sockaddr_in *, const struct sockaddr_in *,
 	    int *);
 

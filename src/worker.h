@@ -2,12 +2,14 @@
  * worker.h: one event loop, in a thread of its own, with its listeners
  * and sessions.
  *
- * A worker owns its sessions, the per-loop scratch buffer sessions read
- * into, its lazily created DNS resolver, the accept pause after running
- * out of descriptors, and its part of a stop (close its listeners, drain,
- * halt).  What spans workers (counts, limits, session ids) is the pool's.
- * Other threads speak to a worker only through its mailbox: worker_post()
- * sets flags and wakes the loop; a reload's plan goes along with it.
+ * A worker owns its loop, its listeners, its sessions and what they share
+ * (the scratch buffer, the resolver: the session_home), its accept gate
+ * (admit.h), and its part of a stop (close its listeners, drain, halt).
+ * It hands each accepted client to a new session and hears from every
+ * session when it ends.  Other threads speak to a worker only through its
+ * mailbox: worker_post() sets flags and wakes the loop; a reload's plan
+ * goes along with it.  What spans workers (the admission counts) is
+ * admit.c's; starting them, reloads and the watchdog are pool.c's.
  */
 #ifndef RELAY64_WORKER_H
 #define RELAY64_WORKER_H
@@ -21,34 +23,36 @@
 #include <event2/event.h>
 #include <event2/event_struct.h>
 
+#include "admit.h"
+#include "listener.h"
+#include "session.h"
+
 struct listen_conf;
-struct listener;
 struct listener_group;
-struct pool;
-struct session;
-struct evdns_base;
-
-TAILQ_HEAD(listeners, listener);
-LIST_HEAD(sessions, session);
-
-/* Bytes read from a socket in one go; also the most a direction buffers. */
-#define WORKER_SCRATCH	(64 * 1024)
 
 /* Mailbox flags. */
-#define WORKER_REARM	0x01	/* a limit has room again: try to accept */
+#define WORKER_REARM	0x01	/* an admission count has room again */
 #define WORKER_STOP	0x02	/* stop accepting, drain */
 #define WORKER_HALT	0x04	/* close every session now */
-#define WORKER_PING	0x08	/* answer the watchdog (w_pong) */
+#define WORKER_PING	0x08	/* answer the watchdog: w_pong = w_ping */
 #define WORKER_RELOAD	0x10	/* apply the plans queued in w_plans */
 
+/* The global settings a worker reads, from start-up and each reload. */
+struct worker_settings {
+	int			 ws_drain_timeout;	/* seconds */
+	int			 ws_splice;
+};
+
 /*
- * What a reload asks of one worker: for every listener of the new
- * configuration, its group and settings, and for a new group the worker's
- * listener to start.  The worker's listeners whose group is not named are
- * retired.  The plan holds a reference to each listen_conf.
+ * What a reload asks of one worker: the global settings, and for every
+ * listener of the new configuration its group and settings, and for a new
+ * group the worker's listener to start.  The worker's listeners whose
+ * group is not named are retired.  The plan holds a reference to each
+ * listen_conf.
  */
 struct worker_plan {
 	struct worker_plan	*wp_next;
+	struct worker_settings	 wp_settings;
 	size_t			 wp_n;
 	struct {
 		struct listener_group	*group;
@@ -58,44 +62,43 @@ struct worker_plan {
 };
 
 struct worker {
-	struct pool		*w_pool;
 	size_t			 w_index;
 	pthread_t		 w_thread;
 	int			 w_running;	/* thread started */
 	struct event_base	*w_base;
-	struct evdns_base	*w_dns;		/* NULL until a name needs it */
-	char			*w_scratch;
+	struct session_home	 w_home;	/* what its sessions share */
+	struct admit_gate	 w_gate;
 	struct listeners	 w_listeners;
-	struct sessions		 w_sessions;
+	struct worker_settings	 w_settings;
 	unsigned		 w_nsessions;
-	int			 w_once;	/* -1: one session, then stop */
+	int			 w_once;	/* --once: one session, then stop */
+	int			 w_once_failed;	/* it reached no upstream */
 	int			 w_stopping;
-	int			 w_fdpause;	/* accept paused: out of fds */
-	struct event		 w_resume;	/* ends w_fdpause */
 	struct event		 w_drain;	/* ends a drain */
+	/* Told when a reload plan has been applied (from this thread). */
+	void			(*w_applied)(void *);
+	void			*w_applied_arg;
 	/* The mailbox. */
 	int			 w_mailfd;	/* eventfd */
 	struct event		 w_mail_ev;
 	atomic_uint		 w_mail;	/* WORKER_* flags pending */
-	atomic_uint		 w_pong;	/* last watchdog round answered */
+	atomic_uint		 w_ping;	/* watchdog round asked */
+	atomic_uint		 w_pong;	/* watchdog round answered */
 	pthread_mutex_t		 w_lock;	/* guards w_plans */
 	struct worker_plan	*w_plans;
+	int			 w_hook;	/* fault injection for tests */
 };
 
-struct worker	*worker_new(struct pool *, size_t);
+struct worker	*worker_new(size_t, struct admit *,
+		    const struct worker_settings *, int once,
+		    void (*applied)(void *), void *);
 void		 worker_free(struct worker *);
+void		 worker_start_listener(struct worker *, struct listener *);
 int		 worker_run(struct worker *);
 void		 worker_post(struct worker *, unsigned);
 void		 worker_post_plan(struct worker *, struct worker_plan *);
+struct worker_plan *worker_plan_new(size_t, const struct worker_settings *);
 void		 worker_plan_free(struct worker_plan *);
-struct evdns_base *worker_dns(struct worker *);
-int		 worker_can_accept(struct worker *);
-void		 worker_accepted(struct worker *);
-void		 worker_fd_exhausted(struct worker *);
-void		 worker_session_ended(struct worker *);
-void		 worker_rearm(struct worker *);
-void		 worker_stop(struct worker *);
-void		 worker_halt(struct worker *);
 void		 worker_halt_sessions(struct worker *);
 
 #endif

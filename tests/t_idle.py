@@ -133,5 +133,47 @@ def case_upstream_traffic_keeps_alive():
     r.check_fds("after a trickling upstream")
 
 
+def case_subsecond_precision():
+    "idle-timeout = 1, 12 clients each sending a byte every 0.25 s for 3 s: none is closed as idle"
+    # The clients start 1/12 s apart, so their timers fall all over the second: a
+    # relay that measured idle time in whole seconds closes some of them early.
+    be = Backend(echo())
+    r = Relay(config=_config(be.addr, 1))
+    port = r.port("idle")
+    results = [None] * 12
+
+    def client(i):
+        time.sleep(i / 12.0)
+        s = connect6(port)
+        track(s)
+        s.settimeout(bound(20))
+        cport = s.getsockname()[1]
+        try:
+            sent = _trickle(s, 0.25, 3.0)
+            s.shutdown(socket.SHUT_WR)
+            got = b""
+            while True:
+                data = s.recv(4096)
+                if not data:
+                    break
+                got += data
+            results[i] = (cport, sent, got, None)
+        except OSError as e:
+            results[i] = (cport, b"", b"", e)
+    threads = [threading.Thread(target=client, args=(i,), daemon=True) for i in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(bound(30))
+    idle = []
+    for cport, sent, got, err in results:
+        sess = r.session_for(cport)
+        if sess.reason != "done" or err is not None or got != sent:
+            idle.append("%s (%s)" % (sess.line, err))
+    expect_eq(idle, [], "sessions with a byte every 0.25 s that did not end normally")
+    r.check_fds("after 12 trickling clients")
+
+
 if __name__ == "__main__":
-    main([case_idle_closes, case_client_traffic_keeps_alive, case_upstream_traffic_keeps_alive])
+    main([case_idle_closes, case_client_traffic_keeps_alive, case_upstream_traffic_keeps_alive,
+          case_subsecond_precision])

@@ -50,5 +50,17 @@ def case_once_long():
     _once("--once")
 
 
+def case_once_no_upstream():
+    "-1 with an upstream that refuses: the client is closed with no byte and the relay exits 1"
+    up = RefusedPort()
+    r = Relay(args=["[::1]:0", up.addr], extra=["-1"])
+    c = connect6(r.port())
+    how, got, secs = wait_closed(c, bound(10))
+    expect_eq(got, 0, "-1, refused upstream: bytes the client received")
+    st = r.wait_exit(bound(10), "-1: the relay exits after its one client")
+    r.check_exit(st, 1, "-1: exit status when the one connection reached no upstream")
+    expect_match(r"no upstream reachable", r.log_text(), "-1, refused upstream: the log says why")
+
+
 if __name__ == "__main__":
-    main([case_once_short, case_once_long])
+    main([case_once_short, case_once_long, case_once_no_upstream])

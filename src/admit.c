@@ -1,0 +1,202 @@
+/*
+ * admit.c: the bounded counts, each worker's gate, and the one rule for
+ * when a paused worker is owed a wake-up.
+ */
+#include "config.h"
+
+#include <event2/event.h>
+
+#include "admit.h"
+#include "log.h"
+
+/* How long a worker stops accepting after running out of descriptors. */
+#define ADMIT_FDPAUSE_SEC	1
+
+static void	admit_resume(evutil_socket_t, short, void *);
+
+void
+admit_init(struct admit *a, void (*wake)(void *), void *arg)
+{
+	admit_count_init(&a->a_global, 0);
+	a->a_wake = wake;
+	a->a_wake_arg = arg;
+}
+
+void
+admit_count_init(struct admit_count *ac, unsigned max)
+{
+	atomic_init(&ac->ac_n, 0);
+	atomic_init(&ac->ac_max, max);
+	atomic_init(&ac->ac_waited, 0);
+}
+
+unsigned
+admit_count_get(struct admit_count *ac)
+{
+	return atomic_load_explicit(&ac->ac_n, memory_order_relaxed);
+}
+
+unsigned
+admit_sessions(struct admit *a)
+{
+	return admit_count_get(&a->a_global);
+}
+
+/*
+ * Whether ac has room.  A count found full is marked waited on first and
+ * looked at again after: either the giver that frees a slot sees the mark
+ * (and owes the wake-up), or this look sees its slot freed.  Both sides
+ * use sequentially consistent operations, so one of the two always holds.
+ */
+static int
+admit_count_room(struct admit_count *ac)
+{
+	unsigned	max = atomic_load(&ac->ac_max);
+
+	if (max == 0 || atomic_load(&ac->ac_n) < max)
+		return 1;
+	atomic_store(&ac->ac_waited, 1);
+	return atomic_load(&ac->ac_n) < atomic_load(&ac->ac_max);
+}
+
+/* A slot freed (or the bound raised): wake the paused, if any wait. */
+static void
+admit_count_freed(struct admit *a, struct admit_count *ac)
+{
+	if (atomic_load(&ac->ac_waited) && atomic_exchange(&ac->ac_waited, 0))
+		a->a_wake(a->a_wake_arg);
+}
+
+/* Reserve one slot of ac; 0 when its bound is reached (and marked). */
+static int
+admit_count_take(struct admit_count *ac)
+{
+	unsigned	n, max;
+
+	for (;;) {
+		n = atomic_load(&ac->ac_n);
+		max = atomic_load(&ac->ac_max);
+		if (max != 0 && n >= max) {
+			if (!admit_count_room(ac))
+				return 0;
+			continue;
+		}
+		if (atomic_compare_exchange_weak(&ac->ac_n, &n, n + 1))
+			return 1;
+	}
+}
+
+static void
+admit_count_give(struct admit *a, struct admit_count *ac)
+{
+	atomic_fetch_sub(&ac->ac_n, 1);
+	admit_count_freed(a, ac);
+}
+
+/* From the control thread (a reload): a raised bound may free waiters. */
+void
+admit_count_set_max(struct admit *a, struct admit_count *ac, unsigned max)
+{
+	atomic_store(&ac->ac_max, max);
+	admit_count_freed(a, ac);
+}
+
+void
+admit_set_max(struct admit *a, unsigned max)
+{
+	admit_count_set_max(a, &a->a_global, max);
+}
+
+void
+admit_gate_init(struct admit_gate *g, struct admit *a,
+    struct event_base *base, void (*rearm)(void *), void *arg)
+{
+	g->ag_admit = a;
+	g->ag_closed = 0;
+	g->ag_fdpause = 0;
+	g->ag_rearm = rearm;
+	g->ag_arg = arg;
+	evtimer_assign(&g->ag_resume, base, admit_resume, g);
+}
+
+void
+admit_gate_clear(struct admit_gate *g)
+{
+	event_del(&g->ag_resume);
+}
+
+/* This worker accepts no more (stopping, or its one --once client). */
+void
+admit_gate_close(struct admit_gate *g)
+{
+	g->ag_closed = 1;
+}
+
+/*
+ * May a listener counted in lc accept now, as far as this worker can tell?
+ * When not because a count is full, that count is marked waited on, so
+ * the session end that frees a slot wakes this worker.
+ */
+int
+admit_open(struct admit_gate *g, struct admit_count *lc)
+{
+	if (g->ag_closed || g->ag_fdpause)
+		return 0;
+	return admit_count_room(&g->ag_admit->a_global) &&
+	    admit_count_room(lc);
+}
+
+/* Reserve one session in the global and lc's count; 0 when either is full. */
+int
+admit_take(struct admit_gate *g, struct admit_count *lc)
+{
+	struct admit	*a = g->ag_admit;
+
+	if (g->ag_closed || g->ag_fdpause || !admit_count_take(&a->a_global))
+		return 0;
+	if (!admit_count_take(lc)) {
+		admit_count_give(a, &a->a_global);
+		return 0;
+	}
+	return 1;
+}
+
+/* Give a session's slot back (it ended, or its accept found nobody). */
+void
+admit_give(struct admit_gate *g, struct admit_count *lc)
+{
+	struct admit	*a = g->ag_admit;
+
+	admit_count_give(a, lc);
+	admit_count_give(a, &a->a_global);
+}
+
+/*
+ * Out of descriptors (or kernel memory): stop accepting in this worker for
+ * a while, keep every session, and resume by timer.  Without the pause, a
+ * level-triggered listener would fire again at once, forever.
+ */
+void
+admit_fd_exhausted(struct admit_gate *g)
+{
+	struct timeval	tv = { ADMIT_FDPAUSE_SEC, 0 };
+
+	if (g->ag_fdpause)
+		return;
+	log_warnx("out of descriptors: accept paused for %d s with %u "
+	    "sessions open", ADMIT_FDPAUSE_SEC, admit_sessions(g->ag_admit));
+	g->ag_fdpause = 1;
+	evtimer_add(&g->ag_resume, &tv);
+	g->ag_rearm(g->ag_arg);
+}
+
+static void
+admit_resume(evutil_socket_t fd, short what, void *arg)
+{
+	struct admit_gate	*g = arg;
+
+	(void)fd;
+	(void)what;
+	g->ag_fdpause = 0;
+	g->ag_rearm(g->ag_arg);
+}

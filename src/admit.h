@@ -1,0 +1,72 @@
+/*
+ * admit.h: whether a client may be accepted now.
+ *
+ * This one room decides it.  It holds the bounded counts that workers
+ * share (max-connections across every listener, and each listener's own)
+ * and each worker's gate (closed once the worker stops accepting, paused
+ * for a while after running out of descriptors).  A slot is taken before
+ * each accept, so that no two workers can both take the last one, and is
+ * given back when the session ends (or the accept found nobody).
+ *
+ * A listener whose worker may not accept disarms, so the kernel's backlog
+ * holds new clients.  The rule for waking it is written once, here: a
+ * worker that finds a count full marks it waited on before it disarms, and
+ * the give that frees a slot in a count waited on owes one wake-up, which
+ * the callback handed to admit_init() delivers (it re-arms every worker).
+ * A give that nobody waits for wakes nobody.
+ *
+ * admit.c knows nothing of listeners, sessions or workers: it is called,
+ * and calls back only through the two callbacks it is handed.
+ */
+#ifndef RELAY64_ADMIT_H
+#define RELAY64_ADMIT_H
+
+#include <stdatomic.h>
+
+#include <event2/event_struct.h>
+
+struct event_base;
+
+/* A count of open sessions that every worker shares, with its bound. */
+struct admit_count {
+	atomic_uint		 ac_n;
+	atomic_uint		 ac_max;	/* 0 = no bound */
+	atomic_int		 ac_waited;	/* found full by a worker */
+};
+
+/* The process's admission: shared by every worker. */
+struct admit {
+	struct admit_count	 a_global;	/* max-connections */
+	void			(*a_wake)(void *);	/* re-arm every worker */
+	void			*a_wake_arg;
+};
+
+/* One worker's gate, used only in that worker's thread. */
+struct admit_gate {
+	struct admit		*ag_admit;
+	int			 ag_closed;	/* accepts no more, for good */
+	int			 ag_fdpause;	/* out of descriptors, for now */
+	struct event		 ag_resume;	/* ends ag_fdpause */
+	void			(*ag_rearm)(void *);	/* this worker's listeners */
+	void			*ag_arg;
+};
+
+void		admit_init(struct admit *, void (*wake)(void *), void *);
+void		admit_count_init(struct admit_count *, unsigned max);
+void		admit_count_set_max(struct admit *, struct admit_count *,
+		    unsigned max);
+unsigned	admit_count_get(struct admit_count *);
+void		admit_set_max(struct admit *, unsigned max);
+unsigned	admit_sessions(struct admit *);
+
+void		admit_gate_init(struct admit_gate *, struct admit *,
+		    struct event_base *, void (*rearm)(void *), void *);
+void		admit_gate_clear(struct admit_gate *);
+void		admit_gate_close(struct admit_gate *);
+
+int		admit_open(struct admit_gate *, struct admit_count *);
+int		admit_take(struct admit_gate *, struct admit_count *);
+void		admit_give(struct admit_gate *, struct admit_count *);
+void		admit_fd_exhausted(struct admit_gate *);
+
+#endif

@@ -2,9 +2,11 @@
  * conf.c: the configuration file (libconfuse) and the ad-hoc command line,
  * both turned into an owned struct conf.
  *
- * This is the only file that includes <confuse.h>.  Values are checked as
- * they are parsed (validators registered by path, so errors carry the
- * line), then copied out; the libconfuse tree is freed before returning.
+ * This is the only file that includes <confuse.h>.  conf_load() goes in
+ * steps: read and prepare the text, parse it (values are checked as they
+ * are parsed, by validators registered by path, so errors carry the line),
+ * copy the globals, copy the listeners, then the checks across listeners;
+ * the libconfuse tree is freed before returning.
  */
 #include "config.h"
 
@@ -15,6 +17,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <confuse.h>
 
@@ -78,71 +81,101 @@ conf_errfunc(cfg_t *cfg, const char *fmt, va_list ap)
 		snprintf(conf_err, conf_errlen, "%s", msg);
 }
 
-static int
-conf_check_range(cfg_t *cfg, cfg_opt_t *opt, long lo, long hi)
-{
-	long	v = cfg_opt_getnint(opt, cfg_opt_size(opt) - 1);
+#define CONF_NITEMS(a)	(sizeof(a) / sizeof((a)[0]))
 
-	if (v < lo || v > hi) {
+/* Numbers: key path -> the range allowed. */
+static const struct conf_range {
+	const char	*path;
+	long		 lo, hi;
+} conf_ranges[] = {
+	{ "drain-timeout",		0, 3600 },
+	{ "max-connections",		0, 1000000 },
+	{ "workers",			0, CONF_WORKERS_MAX },
+	{ "listen|connect-timeout",	1, 3600 },
+	{ "listen|idle-timeout",	0, 604800 },
+	{ "listen|max-connections",	0, 1000000 },
+};
+
+/* Words: key path -> the words allowed, listed as the error lists them. */
+static const struct conf_words {
+	const char	*path;
+	const char	*words;		/* "a, b, c" */
+	int		 nocase;	/* as log_level_parse() compares */
+} conf_words[] = {
+	{ "log-level",		"error, warning, notice, info, debug", 1 },
+	{ "listen|balance",	"first, roundrobin", 0 },
+	{ "listen|proxy-protocol", "off, v1, v2", 0 },
+};
+
+/* The path a validator was registered by: "key" or "section|key". */
+static const char *
+conf_opt_path(cfg_t *cfg, cfg_opt_t *opt, char *buf, size_t len)
+{
+	if (strcmp(cfg_name(cfg), "root") == 0)
+		snprintf(buf, len, "%s", cfg_opt_name(opt));
+	else
+		snprintf(buf, len, "%s|%s", cfg_name(cfg), cfg_opt_name(opt));
+	return buf;
+}
+
+static int
+conf_v_range(cfg_t *cfg, cfg_opt_t *opt)
+{
+	const struct conf_range	*r = NULL;
+	char			 path[64];
+	long			 v = cfg_opt_getnint(opt, cfg_opt_size(opt) - 1);
+	size_t			 i;
+
+	conf_opt_path(cfg, opt, path, sizeof(path));
+	for (i = 0; i < CONF_NITEMS(conf_ranges) && r == NULL; i++)
+		if (strcmp(conf_ranges[i].path, path) == 0)
+			r = &conf_ranges[i];
+	if (r == NULL)
+		fatalx("conf: no range for %s", path);
+	if (v < r->lo || v > r->hi) {
 		cfg_error(cfg, "%s = %ld: out of range (%ld-%ld)",
-		    cfg_opt_name(opt), v, lo, hi);
+		    cfg_opt_name(opt), v, r->lo, r->hi);
 		return -1;
 	}
 	return 0;
 }
 
+/* Is v one of the words of list ("a, b, c")? */
 static int
-conf_v_connect_timeout(cfg_t *cfg, cfg_opt_t *opt)
+conf_word_in(const char *list, const char *v, int nocase)
 {
-	return conf_check_range(cfg, opt, 1, 3600);
-}
+	const char	*p = list, *comma;
+	size_t		 n, vlen = strlen(v);
 
-static int
-conf_v_idle_timeout(cfg_t *cfg, cfg_opt_t *opt)
-{
-	return conf_check_range(cfg, opt, 0, 604800);
-}
-
-static int
-conf_v_drain_timeout(cfg_t *cfg, cfg_opt_t *opt)
-{
-	return conf_check_range(cfg, opt, 0, 3600);
-}
-
-static int
-conf_v_max_conns(cfg_t *cfg, cfg_opt_t *opt)
-{
-	return conf_check_range(cfg, opt, 0, 1000000);
-}
-
-static int
-conf_v_workers(cfg_t *cfg, cfg_opt_t *opt)
-{
-	return conf_check_range(cfg, opt, 0, CONF_WORKERS_MAX);
-}
-
-static int
-conf_v_log_level(cfg_t *cfg, cfg_opt_t *opt)
-{
-	const char	*v = cfg_opt_getnstr(opt, 0);
-
-	if (v == NULL || log_level_parse(v) == -1) {
-		cfg_error(cfg, "log-level \"%s\": not one of error, warning, "
-		    "notice, info, debug", v ? v : "");
-		return -1;
+	for (;;) {
+		comma = strchr(p, ',');
+		n = comma != NULL ? (size_t)(comma - p) : strlen(p);
+		if (n == vlen && (nocase ? strncasecmp(p, v, n) :
+		    strncmp(p, v, n)) == 0)
+			return 1;
+		if (comma == NULL)
+			return 0;
+		p = comma + 2;
 	}
-	return 0;
 }
 
 static int
-conf_v_balance(cfg_t *cfg, cfg_opt_t *opt)
+conf_v_word(cfg_t *cfg, cfg_opt_t *opt)
 {
-	const char	*v = cfg_opt_getnstr(opt, 0);
+	const struct conf_words	*w = NULL;
+	const char		*v = cfg_opt_getnstr(opt, 0);
+	char			 path[64];
+	size_t			 i;
 
-	if (v == NULL || (strcmp(v, "first") != 0 &&
-	    strcmp(v, "roundrobin") != 0)) {
-		cfg_error(cfg, "balance \"%s\": not one of first, roundrobin",
-		    v ? v : "");
+	conf_opt_path(cfg, opt, path, sizeof(path));
+	for (i = 0; i < CONF_NITEMS(conf_words) && w == NULL; i++)
+		if (strcmp(conf_words[i].path, path) == 0)
+			w = &conf_words[i];
+	if (w == NULL)
+		fatalx("conf: no words for %s", path);
+	if (v == NULL || !conf_word_in(w->words, v, w->nocase)) {
+		cfg_error(cfg, "%s \"%s\": not one of %s", cfg_opt_name(opt),
+		    v ? v : "", w->words);
 		return -1;
 	}
 	return 0;
@@ -159,19 +192,6 @@ conf_proxy_parse(const char *v)
 	if (strcmp(v, "v2") == 0)
 		return PROXYHDR_V2;
 	return -1;
-}
-
-static int
-conf_v_proxy(cfg_t *cfg, cfg_opt_t *opt)
-{
-	const char	*v = cfg_opt_getnstr(opt, 0);
-
-	if (v == NULL || conf_proxy_parse(v) == -1) {
-		cfg_error(cfg, "proxy-protocol \"%s\": not one of off, v1, v2",
-		    v ? v : "");
-		return -1;
-	}
-	return 0;
 }
 
 static unsigned
@@ -487,9 +507,12 @@ conf_listen_copy(cfg_t *sec, const char *file, char *err, size_t errlen)
 	return lc;
 }
 
-/* Two listeners may not share an address and port (port 0 excepted). */
+/*
+ * Cross checks, once every listener is copied: two listeners may not share
+ * an address and port (port 0 excepted).
+ */
 static int
-conf_check_duplicates(struct conf *conf, char *err, size_t errlen)
+conf_check_listens(struct conf *conf, char *err, size_t errlen)
 {
 	struct listen_conf	*a, *b;
 	char			 buf[ADDR_STRLEN];
@@ -513,8 +536,52 @@ conf_check_duplicates(struct conf *conf, char *err, size_t errlen)
 	return 0;
 }
 
-struct conf *
-conf_load(const char *file, char *err, size_t errlen)
+/* Keys with a check of their own; conf_ranges and conf_words hold the rest. */
+static const struct {
+	const char		*path;
+	cfg_validate_callback_t	 fn;
+} conf_validators[] = {
+	{ "user",			conf_v_user },
+	{ "listen|bind",		conf_v_bind },
+	{ "listen|upstream",		conf_v_upstream },
+	{ "listen|source",		conf_v_source },
+	{ "listen|proxy-protocol-tlvs",	conf_v_tlvs },
+};
+
+static void
+conf_set_validators(cfg_t *cfg)
+{
+	size_t	nr = CONF_NITEMS(conf_ranges), nw = CONF_NITEMS(conf_words);
+	size_t	i;
+
+	for (i = 0; i < CONF_NITEMS(conf_validators); i++)
+		cfg_set_validate_func(cfg, conf_validators[i].path,
+		    conf_validators[i].fn);
+	/* Both tables in one loop: the generic checks look up their path. */
+	for (i = 0; i < nr + nw; i++)
+		cfg_set_validate_func(cfg, i < nr ? conf_ranges[i].path :
+		    conf_words[i - nr].path, i < nr ? conf_v_range : conf_v_word);
+}
+
+/* Step 1: the file's text, read and prepared for the parser. */
+static char *
+conf_text(const char *file, size_t *lenp, char *err, size_t errlen)
+{
+	char	*text;
+
+	if ((text = conf_read(file, lenp, err, errlen)) == NULL)
+		return NULL;
+	if (conf_prepare(text, *lenp, file, err, errlen) == -1) {
+		free(text);
+		return NULL;
+	}
+	return text;
+}
+
+/* Step 2: parse the text (every value is checked as it is read). */
+static cfg_t *
+conf_parse(const char *file, char *text, size_t len, char *err,
+    size_t errlen)
 {
 	cfg_opt_t listen_opts[] = {
 		CFG_STR("bind", NULL, CFGF_NODEFAULT),
@@ -540,50 +607,16 @@ conf_load(const char *file, char *err, size_t errlen)
 		    CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES),
 		CFG_END()
 	};
-	static const struct {
-		const char	*path;
-		cfg_validate_callback_t fn;
-	} validators[] = {
-		{ "user",			conf_v_user },
-		{ "log-level",			conf_v_log_level },
-		{ "drain-timeout",		conf_v_drain_timeout },
-		{ "max-connections",		conf_v_max_conns },
-		{ "workers",			conf_v_workers },
-		{ "listen|bind",		conf_v_bind },
-		{ "listen|upstream",		conf_v_upstream },
-		{ "listen|balance",		conf_v_balance },
-		{ "listen|source",		conf_v_source },
-		{ "listen|connect-timeout",	conf_v_connect_timeout },
-		{ "listen|idle-timeout",	conf_v_idle_timeout },
-		{ "listen|max-connections",	conf_v_max_conns },
-		{ "listen|proxy-protocol",	conf_v_proxy },
-		{ "listen|proxy-protocol-tlvs",	conf_v_tlvs },
-	};
-	struct conf		*conf = NULL;
-	struct listen_conf	*lc;
-	cfg_t			*cfg, *sec;
-	FILE			*fp;
-	char			*text;
-	const char		*v;
-	size_t			 len;
-	unsigned int		 i, n;
-	int			 rc;
+	cfg_t	*cfg;
+	FILE	*fp;
+	int	 rc;
 
-	err[0] = '\0';
-	if ((text = conf_read(file, &len, err, errlen)) == NULL)
-		return NULL;
-	if (conf_prepare(text, len, file, err, errlen) == -1) {
-		free(text);
-		return NULL;
-	}
 	if ((fp = fmemopen(text, len, "r")) == NULL)
 		fatal("fmemopen");
 	if ((cfg = cfg_init(opts, CFGF_NONE)) == NULL)
 		fatal("cfg_init");
 	cfg_set_error_function(cfg, conf_errfunc);
-	for (i = 0; i < sizeof(validators) / sizeof(validators[0]); i++)
-		cfg_set_validate_func(cfg, validators[i].path,
-		    validators[i].fn);
+	conf_set_validators(cfg);
 
 	conf_err = err;
 	conf_errlen = errlen;
@@ -592,16 +625,22 @@ conf_load(const char *file, char *err, size_t errlen)
 	cfg->filename = conf_strdup(file);
 	rc = cfg_parse_fp(cfg, fp);
 	fclose(fp);
-	free(text);
 	conf_err = NULL;
 	if (rc != CFG_SUCCESS) {
 		if (err[0] == '\0')
 			snprintf(err, errlen, "%s: cannot parse", file);
-		goto out;
+		cfg_free(cfg);
+		return NULL;
 	}
+	return cfg;
+}
 
-	conf = conf_new();
-	conf->c_file = conf_strdup(file);
+/* Step 3: the global settings. */
+static void
+conf_copy_globals(struct conf *conf, cfg_t *cfg)
+{
+	const char	*v;
+
 	if ((v = cfg_getstr(cfg, "user")) != NULL) {
 		conf->c_user = conf_strdup(v);
 		conf->c_user_line = conf_user_line;
@@ -611,26 +650,53 @@ conf_load(const char *file, char *err, size_t errlen)
 	conf->c_max_conns = (int)cfg_getint(cfg, "max-connections");
 	conf->c_workers = (int)cfg_getint(cfg, "workers");
 	conf->c_splice = cfg_getbool(cfg, "splice") ? 1 : 0;
+}
+
+/* Step 4: the listen sections, in the order written. */
+static int
+conf_copy_listens(struct conf *conf, cfg_t *cfg, char *err, size_t errlen)
+{
+	struct listen_conf	*lc;
+	unsigned int		 i, n;
 
 	if ((n = cfg_size(cfg, "listen")) == 0) {
 		snprintf(err, errlen, "%s: no listen section: nothing to do",
-		    file);
-		goto fail;
+		    conf->c_file);
+		return -1;
 	}
 	for (i = 0; i < n; i++) {
-		sec = cfg_getnsec(cfg, "listen", i);
-		if ((lc = conf_listen_copy(sec, file, err, errlen)) == NULL)
-			goto fail;
+		if ((lc = conf_listen_copy(cfg_getnsec(cfg, "listen", i),
+		    conf->c_file, err, errlen)) == NULL)
+			return -1;
 		TAILQ_INSERT_TAIL(&conf->c_listens, lc, lc_entry);
 	}
-	if (conf_check_duplicates(conf, err, errlen) == -1)
-		goto fail;
-	goto out;
- fail:
-	conf_free(conf);
-	conf = NULL;
- out:
-	cfg_free(cfg);
+	return 0;
+}
+
+struct conf *
+conf_load(const char *file, char *err, size_t errlen)
+{
+	struct conf	*conf = NULL;
+	cfg_t		*cfg;
+	char		*text;
+	size_t		 len;
+
+	err[0] = '\0';
+	if ((text = conf_text(file, &len, err, errlen)) == NULL)
+		return NULL;
+	cfg = conf_parse(file, text, len, err, errlen);
+	free(text);
+	if (cfg != NULL) {
+		conf = conf_new();
+		conf->c_file = conf_strdup(file);
+		conf_copy_globals(conf, cfg);
+		if (conf_copy_listens(conf, cfg, err, errlen) == -1 ||
+		    conf_check_listens(conf, err, errlen) == -1) {
+			conf_free(conf);
+			conf = NULL;
+		}
+		cfg_free(cfg);
+	}
 	conf_bindlines_free();
 	return conf;
 }

@@ -507,29 +507,57 @@ conf_listen_copy(cfg_t *sec, const char *file, char *err, size_t errlen)
 	return lc;
 }
 
+/* Why two binds that overlap without being equal cannot coexist. */
+static const char *
+conf_overlap_why(const struct listen_conf *a, const struct listen_conf *b)
+{
+	const struct listen_conf *any = a, *other = b;
+
+	if (IN6_IS_ADDR_UNSPECIFIED(&b->lc_bind.sin6_addr)) {
+		any = b;
+		other = a;
+	}
+	if (!IN6_IS_ADDR_UNSPECIFIED(&any->lc_bind.sin6_addr))
+		return "0.0.0.0 takes the port on every IPv4 address";
+	if (IN6_IS_ADDR_V4MAPPED(&other->lc_bind.sin6_addr))
+		return "[::] with v6only = false takes the port on every IPv4 "
+		    "address too";
+	return "[::] takes the port on every IPv6 address, whatever v6only "
+	    "says";
+}
+
 /*
- * Cross checks, once every listener is copied: two listeners may not share
- * an address and port (port 0 excepted).
+ * Cross checks, once every listener is copied: no two listeners may bind
+ * what cannot be bound at once, the same address and port, or a wildcard
+ * and an address on the same port (port 0 excepted).
  */
 static int
 conf_check_listens(struct conf *conf, char *err, size_t errlen)
 {
 	struct listen_conf	*a, *b;
-	char			 buf[ADDR_STRLEN];
+	char			 buf[ADDR_STRLEN], abuf[ADDR_STRLEN];
 
 	TAILQ_FOREACH(b, &conf->c_listens, lc_entry) {
-		if (b->lc_bind.sin6_port == 0)
-			continue;
 		TAILQ_FOREACH(a, &conf->c_listens, lc_entry) {
 			if (a == b)
 				break;
-			if (!addr_equal6(&a->lc_bind, &b->lc_bind))
+			if (!addr_binds_overlap(&a->lc_bind, a->lc_v6only,
+			    &b->lc_bind, b->lc_v6only))
 				continue;
-			snprintf(err, errlen, "%s:%d: listen %s: bind %s is "
-			    "already used by listen %s (line %d)",
-			    conf->c_file, b->lc_line, b->lc_name,
-			    addr_format((struct sockaddr *)&b->lc_bind, buf,
-			    sizeof(buf)), a->lc_name, a->lc_line);
+			addr_format((struct sockaddr *)&b->lc_bind, buf,
+			    sizeof(buf));
+			if (addr_equal6(&a->lc_bind, &b->lc_bind))
+				snprintf(err, errlen, "%s:%d: listen %s: bind "
+				    "%s is already used by listen %s (line %d)",
+				    conf->c_file, b->lc_line, b->lc_name, buf,
+				    a->lc_name, a->lc_line);
+			else
+				snprintf(err, errlen, "%s:%d: listen %s: bind "
+				    "%s overlaps %s of listen %s (line %d): %s",
+				    conf->c_file, b->lc_line, b->lc_name, buf,
+				    addr_format((struct sockaddr *)&a->lc_bind,
+				    abuf, sizeof(abuf)), a->lc_name,
+				    a->lc_line, conf_overlap_why(a, b));
 			return -1;
 		}
 	}

@@ -5,6 +5,7 @@ naming the culprit; a file using every key (at its limits) is accepted."""
 import pwd
 import os
 import re
+import socket
 
 from relaytest import *
 
@@ -228,6 +229,66 @@ listen a {
     source = "junk"
 }
 """, "source", ["junk"]),
+    ("[::] and [::1] on one port (they cannot both be bound)", """\
+listen one {
+    bind = "[::]:8065"
+    upstream = "127.0.0.1:80"
+}
+
+listen two {
+    upstream = "127.0.0.1:81"
+    bind = "[::1]:8065"
+}
+""", 'bind = "[::1]:8065"', [re.escape("listen two: bind [::1]:8065 overlaps [::]:8065 of listen one (line 2)"),
+                            "every IPv6 address"]),
+    ("an address, then [::] with v6only = false on its port", """\
+listen one {
+    bind = "[::1]:8066"
+    upstream = "127.0.0.1:80"
+}
+
+listen two {
+    bind = "[::]:8066"
+    v6only = false
+    upstream = "127.0.0.1:81"
+}
+""", 'bind = "[::]:8066"', [re.escape("listen two: bind [::]:8066 overlaps [::1]:8066 of listen one (line 2)")]),
+    ("[::] with v6only = false, then an IPv4-mapped bind on its port", """\
+listen one {
+    bind = "[::]:8067"
+    v6only = false
+    upstream = "127.0.0.1:80"
+}
+listen two {
+    bind = "[::ffff:127.0.0.1]:8067"
+    v6only = false
+    upstream = "127.0.0.1:81"
+}
+""", "::ffff:127.0.0.1", [re.escape("listen two: bind 127.0.0.1:8067 overlaps [::]:8067 of listen one (line 2)"),
+                          "IPv4"]),
+    ("::ffff:0.0.0.0 and an IPv4-mapped address on one port", """\
+listen one {
+    bind = "[::ffff:0.0.0.0]:8068"
+    v6only = false
+    upstream = "127.0.0.1:80"
+}
+listen two {
+    bind = "[::ffff:127.0.0.1]:8068"
+    v6only = false
+    upstream = "127.0.0.1:81"
+}
+""", "::ffff:127.0.0.1", [re.escape("listen two: bind 127.0.0.1:8068 overlaps 0.0.0.0:8068 of listen one (line 2)")]),
+    ("the same address twice, v6only differing", """\
+listen one {
+    bind = "[::1]:8069"
+    upstream = "127.0.0.1:80"
+}
+listen two {
+    bind = "[0::1]:8069"
+    v6only = false
+    upstream = "127.0.0.1:81"
+}
+""", "[0::1]:8069", [re.escape("listen two: bind [::1]:8069 is already used by listen one (line 2)")]),
 ]
 
 
@@ -346,5 +407,67 @@ listen low {
         expect_eq(st, 0, "log-level = %s is accepted (stderr %r)" % (log_level, err))
 
 
+def _free_port():
+    """A port free on every address now (IPv6 and IPv4)."""
+    s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+    try:
+        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        s.bind(("::", 0))
+        return s.getsockname()[1]
+    finally:
+        s.close()
+
+
+def case_binds_that_coexist():
+    "binds that Linux can hold at once on one port are accepted by -t, and really run"
+    path = write_file("coexist.conf", """\
+listen v6all {
+    bind = "[::]:8070"
+    upstream = "127.0.0.1:80"
+}
+listen v4one {
+    bind = "[::ffff:127.0.0.1]:8070"
+    v6only = false
+    upstream = "127.0.0.1:80"
+}
+listen loop6 {
+    bind = "[::1]:8071"
+    upstream = "127.0.0.1:80"
+}
+listen v4all {
+    bind = "[::ffff:0.0.0.0]:8071"
+    v6only = false
+    upstream = "127.0.0.1:80"
+}
+listen any0 {
+    bind = "[::]:0"
+    v6only = false
+    upstream = "127.0.0.1:80"
+}
+listen loop0 {
+    bind = "[::1]:0"
+    upstream = "127.0.0.1:80"
+}
+""")
+    st, out, err = run_relay(["-t", "-c", path])
+    expect_eq(st, 0, "exit status of relay64 -t -c coexist.conf (stderr %r)" % err)
+    expect_match(r"^(relay64: )?configuration OK$", out + err, "-t says 'configuration OK'")
+    port = _free_port()
+    r = Relay(config="""\
+listen v6all {
+    bind = "[::]:%d"
+    upstream = "127.0.0.1:80"
+}
+listen v4one {
+    bind = "[::ffff:127.0.0.1]:%d"
+    v6only = false
+    upstream = "127.0.0.1:80"
+}
+""" % (port, port), listeners=["v6all"])
+    r.wait_log(r"^relay64: listen v4one: listening on 127\.0\.0\.1:%d," % port,
+               what="the IPv4-mapped listener next to a v6only [::] on one port")
+
+
 if __name__ == "__main__":
-    main([case_bad_configs, case_bad_config_without_test, case_good_config])
+    main([case_bad_configs, case_bad_config_without_test, case_good_config,
+          case_binds_that_coexist])

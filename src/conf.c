@@ -66,19 +66,53 @@ conf_bindline(const cfg_t *sec)
 	return sec->line;
 }
 
+/*
+ * Text from the file (a value, a title) as an error message shows it:
+ * control characters escaped as \t, \n, \r or \xHH, so that a message is
+ * always one line.  Returns buf, cut to len.
+ */
+static const char *
+conf_esc(const char *s, char *buf, size_t len)
+{
+	char	e[5];
+	size_t	o = 0, n;
+
+	for (; *s != '\0'; s++) {
+		unsigned char	c = (unsigned char)*s;
+
+		if (c == '\t' || c == '\n' || c == '\r')
+			snprintf(e, sizeof(e), "\\%c", c == '\t' ? 't' :
+			    c == '\n' ? 'n' : 'r');
+		else if (c < 0x20 || c == 0x7f)
+			snprintf(e, sizeof(e), "\\x%02x", c);
+		else {
+			e[0] = (char)c;
+			e[1] = '\0';
+		}
+		if (o + (n = strlen(e)) >= len)
+			break;
+		memcpy(buf + o, e, n);
+		o += n;
+	}
+	buf[o] = '\0';
+	return buf;
+}
+
 static void
 conf_errfunc(cfg_t *cfg, const char *fmt, va_list ap)
 {
-	char	msg[CONF_ERRLEN];
+	char	msg[CONF_ERRLEN], esc[CONF_ERRLEN];
 
 	if (conf_err == NULL || conf_err[0] != '\0')
 		return;			/* keep only the first error */
 	vsnprintf(msg, sizeof(msg), fmt, ap);
+	/* libconfuse's own messages quote values too. */
+	conf_esc(msg, esc, sizeof(esc));
 	if (cfg != NULL && cfg->filename != NULL)
 		snprintf(conf_err, conf_errlen, "%s:%d: %s", cfg->filename,
-		    cfg->line, msg);
+		    cfg->line, esc);
 	else
-		snprintf(conf_err, conf_errlen, "%s", msg);
+		snprintf(conf_err, conf_errlen, "%s", esc);
 }
 
 #define CONF_NITEMS(a)	(sizeof(a) / sizeof((a)[0]))
@@ -164,7 +198,7 @@ conf_v_word(cfg_t *cfg, cfg_opt_t *opt)
 {
 	const struct conf_words	*w = NULL;
 	const char		*v = cfg_opt_getnstr(opt, 0);
-	char			 path[64];
+	char			 path[64], esc[CONF_ERRLEN];
 	size_t			 i;
 
 	conf_opt_path(cfg, opt, path, sizeof(path));
@@ -175,7 +209,7 @@ conf_v_word(cfg_t *cfg, cfg_opt_t *opt)
 		fatalx("conf: no words for %s", path);
 	if (v == NULL || !conf_word_in(w->words, v, w->nocase)) {
 		cfg_error(cfg, "%s \"%s\": not one of %s", cfg_opt_name(opt),
-		    v ? v : "", w->words);
+		    conf_esc(v ? v : "", esc, sizeof(esc)), w->words);
 		return -1;
 	}
 	return 0;
@@ -208,6 +242,7 @@ static int
 conf_v_tlvs(cfg_t *cfg, cfg_opt_t *opt)
 {
 	const char	*v;
+	char		 esc[CONF_ERRLEN];
 	unsigned int	 i;
 
 	for (i = 0; i < cfg_opt_size(opt); i++) {
@@ -215,7 +250,7 @@ conf_v_tlvs(cfg_t *cfg, cfg_opt_t *opt)
 			v = "";
 		if (conf_tlv_parse(v) == 0) {
 			cfg_error(cfg, "proxy-protocol-tlvs \"%s\": not one of "
-			    "unique-id, crc32c", v);
+			    "unique-id, crc32c", conf_esc(v, esc, sizeof(esc)));
 			return -1;
 		}
 	}
@@ -228,11 +263,13 @@ conf_v_bind(cfg_t *cfg, cfg_opt_t *opt)
 	struct sockaddr_in6	 sin6;
 	struct conf_bindline	*bl;
 	const char		*v = cfg_opt_getnstr(opt, 0), *err;
+	char			 esc[CONF_ERRLEN];
 
 	if (v == NULL)
 		v = "";
 	if ((err = addr_parse_listen(v, &sin6)) != NULL) {
-		cfg_error(cfg, "bind \"%s\": %s", v, err);
+		cfg_error(cfg, "bind \"%s\": %s", conf_esc(v, esc,
+		    sizeof(esc)), err);
 		return -1;
 	}
 	if ((bl = calloc(1, sizeof(*bl))) == NULL)
@@ -249,13 +286,15 @@ conf_v_upstream(cfg_t *cfg, cfg_opt_t *opt)
 {
 	struct addr_upstream	 au;
 	const char		*v, *err;
+	char			 esc[CONF_ERRLEN];
 	unsigned int		 i;
 
 	for (i = 0; i < cfg_opt_size(opt); i++) {
 		if ((v = cfg_opt_getnstr(opt, i)) == NULL)
 			v = "";
 		if ((err = addr_parse_upstream(v, &au)) != NULL) {
-			cfg_error(cfg, "upstream \"%s\": %s", v, err);
+			cfg_error(cfg, "upstream \"%s\": %s", conf_esc(v, esc,
+			    sizeof(esc)), err);
 			return -1;
 		}
 	}
@@ -267,11 +306,13 @@ conf_v_source(cfg_t *cfg, cfg_opt_t *opt)
 {
 	struct sockaddr_in	 sin;
 	const char		*v = cfg_opt_getnstr(opt, 0), *err;
+	char			 esc[CONF_ERRLEN];
 
 	if (v == NULL)
 		v = "";
 	if ((err = addr_parse_ipv4(v, &sin)) != NULL) {
-		cfg_error(cfg, "source \"%s\": %s", v, err);
+		cfg_error(cfg, "source \"%s\": %s", conf_esc(v, esc,
+		    sizeof(esc)), err);
 		return -1;
 	}
 	return 0;
@@ -456,12 +497,13 @@ conf_listen_copy(cfg_t *sec, const char *file, char *err, size_t errlen)
 {
 	struct listen_conf	*lc;
 	const char		*title = cfg_title(sec), *v;
+	char			 esc[CONF_ERRLEN];
 	unsigned int		 i, n;
 
 	if (!conf_title_ok(title)) {
 		snprintf(err, errlen, "%s:%d: listen \"%s\": a title is 1-%d "
-		    "letters, digits, '-', '_' or '.'", file, sec->line, title,
-		    CONF_TITLEMAX);
+		    "letters, digits, '-', '_' or '.'", file, sec->line,
+		    conf_esc(title, esc, sizeof(esc)), CONF_TITLEMAX);
 		return NULL;
 	}
 	if ((v = cfg_getstr(sec, "bind")) == NULL) {
@@ -738,19 +780,22 @@ conf_adhoc(const char *listen, const char *upstream, const char *proxy,
 	struct sockaddr_in6	 sin6;
 	struct addr_upstream	 au;
 	const char		*e;
+	char			 esc[CONF_ERRLEN];
 	int			 pp = PROXYHDR_OFF;
 
 	if (proxy != NULL && (pp = conf_proxy_parse(proxy)) == -1) {
 		snprintf(err, errlen, "--proxy-protocol \"%s\": not one of off, "
-		    "v1, v2", proxy);
+		    "v1, v2", conf_esc(proxy, esc, sizeof(esc)));
 		return NULL;
 	}
 	if ((e = addr_parse_listen(listen, &sin6)) != NULL) {
-		snprintf(err, errlen, "LISTEN \"%s\": %s", listen, e);
+		snprintf(err, errlen, "LISTEN \"%s\": %s", conf_esc(listen, esc,
+		    sizeof(esc)), e);
 		return NULL;
 	}
 	if ((e = addr_parse_upstream(upstream, &au)) != NULL) {
-		snprintf(err, errlen, "UPSTREAM \"%s\": %s", upstream, e);
+		snprintf(err, errlen, "UPSTREAM \"%s\": %s", conf_esc(upstream,
+		    esc, sizeof(esc)), e);
 		return NULL;
 	}
 	conf = conf_new();

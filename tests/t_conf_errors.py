@@ -289,6 +289,18 @@ listen two {
     upstream = "127.0.0.1:81"
 }
 """, "[0::1]:8069", [re.escape("listen two: bind [::1]:8069 is already used by listen one (line 2)")]),
+    ("a tab in a value is shown as \\t", """\
+listen a {
+    bind = "[::1]:80\t"
+    upstream = "127.0.0.1:80"
+}
+""", "bind =", [re.escape(r'bind "[::1]:80\t": port is not a number')]),
+    ("a tab in a title is shown as \\t", """\
+listen "a\tb" {
+    bind = "[::1]:0"
+    upstream = "127.0.0.1:80"
+}
+""", "listen..}", [re.escape(r'listen "a\tb": a title')]),
 ]
 
 
@@ -325,6 +337,8 @@ def _one_case(idx, name, config, marker, words, test_flag=True):
     expect_eq(st, 2, "%s: exit status (stderr %r)" % (what, err))
     lines = [l for l in err.split("\n") if l.strip()]
     expect_eq(len(lines), 1, "%s: number of stderr lines (stderr %r)" % (what, err))
+    expect(not re.search(r"[\x00-\x1f\x7f]", lines[0]),
+           "%s: the error holds no control character (they are escaped)" % what, "", repr(lines[0]))
     m = re.match(r"^relay64: (.+):(\d+): (.+)$", lines[0])
     expect(m is not None, "%s: the error has the form 'relay64: FILE:LINE: message'" % what,
            "relay64: %s:LINE: ..." % path, lines[0])
@@ -407,6 +421,25 @@ listen low {
         expect_eq(st, 0, "log-level = %s is accepted (stderr %r)" % (log_level, err))
 
 
+def case_value_from_environment():
+    "text from ${VAR} with a CR and a LF in it: the error stays one line, CR and LF escaped"
+    os.environ["RELAY64_TEST_UPSTREAM"] = "192.0.2.1:80\r\nX"
+    os.environ["RELAY64_TEST_KEY"] = "col\nour"
+    try:
+        _one_case(200, "upstream from the environment", """\
+listen a {
+    bind = "[::1]:0"
+    upstream = "${RELAY64_TEST_UPSTREAM}"
+}
+""", "upstream =", [re.escape(r'upstream "192.0.2.1:80\r\nX"')])
+        _one_case(201, "a key from the environment (libconfuse's own message)", """\
+${RELAY64_TEST_KEY} = 1
+""" + GOOD_LISTEN, "RELAY64_TEST_KEY", [re.escape(r"col\nour")])
+    finally:
+        del os.environ["RELAY64_TEST_UPSTREAM"]
+        del os.environ["RELAY64_TEST_KEY"]
+
+
 def _free_port():
     """A port free on every address now (IPv6 and IPv4)."""
     s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
@@ -470,4 +503,4 @@ listen v4one {
 
 if __name__ == "__main__":
     main([case_bad_configs, case_bad_config_without_test, case_good_config,
-          case_binds_that_coexist])
+          case_binds_that_coexist, case_value_from_environment])

@@ -333,27 +333,117 @@ conf_v_user(cfg_t *cfg, cfg_opt_t *opt)
 	return 0;
 }
 
+/* A control character: C0 or DEL. */
+static int
+conf_ctl(unsigned char c)
+{
+	return c < 0x20 || c == 0x7f;
+}
+
+/*
+ * Decode the escape at p[0] == '\\' in a quoted string as libconfuse's
+ * lexer does.  Returns the byte it puts in the value, or -1 when it puts
+ * none that matters here (a line continuation, or a sequence the lexer
+ * refuses itself); *n is the escape's length.  The text ends with a NUL,
+ * and p[1] is neither a NUL nor a control character other than tab and LF
+ * (the caller checks).
+ */
+static int
+conf_unescape(const char *p, int quote, size_t *n)
+{
+	static const char	 from[] = "nrbfaetv", to[] = "\n\r\b\f\a\033\t\v";
+	const char		*m;
+	unsigned char		 d = (unsigned char)p[1];
+	unsigned long		 v;
+	char			 num[4];
+	size_t			 k;
+
+	*n = 2;
+	if (d == '\n')
+		return -1;
+	if (quote == '\'')		/* only \\ and \' are escapes */
+		return d;
+	if (isdigit(d)) {		/* \[0-7]{1,3}; more digits: refused */
+		*n = k = 1 + strspn(p + 1, "0123456789");
+		if (k > 4 || strspn(p + 1, "01234567") < k - 1)
+			return -1;
+		memcpy(num, p + 1, k - 1);
+		num[k - 1] = '\0';
+		v = strtoul(num, NULL, 8);
+		return v > 0xff ? -1 : (int)v;
+	}
+	if (d == 'x' && isxdigit((unsigned char)p[2])) {	/* \x[0-9a-f]{1,2} */
+		*n = k = isxdigit((unsigned char)p[3]) ? 4 : 3;
+		memcpy(num, p + 2, k - 2);
+		num[k - 2] = '\0';
+		return (int)strtoul(num, NULL, 16);
+	}
+	if (d != '\0' && (m = strchr(from, d)) != NULL)
+		return (unsigned char)to[m - from];
+	return d;
+}
+
+/*
+ * Report byte c at line:col, written as it is, or made by the escape
+ * sequence esc in a quoted value.  Returns -1.
+ */
+static int
+conf_bad_byte(char *err, size_t errlen, const char *file, int line, int col,
+    unsigned char c, const char *esc, int quoted)
+{
+	char	what[32], shown[8];
+
+	if (c == '\0')
+		snprintf(what, sizeof(what), "a NUL byte");
+	else
+		snprintf(what, sizeof(what), "control character %s",
+		    conf_esc((char[]){ (char)c, '\0' }, shown, sizeof(shown)));
+	if (esc != NULL)
+		snprintf(err, errlen, "%s:%d: escape %s at column %d makes %s "
+		    "inside a quoted value%s", file, line, esc, col, what,
+		    c == '\0' ? "" : ": only tab is allowed there");
+	else if (c == '\0')
+		snprintf(err, errlen, "%s:%d: NUL byte at column %d: not "
+		    "allowed anywhere in the file", file, line, col);
+	else if (quoted)
+		snprintf(err, errlen, "%s:%d: %s at column %d inside a quoted "
+		    "value: only tab is allowed there", file, line, what, col);
+	else
+		snprintf(err, errlen, "%s:%d: %s at column %d: only tab, CR and "
+		    "LF are allowed outside quotes", file, line, what, col);
+	return -1;
+}
+
 /*
  * Blank out the comments of a configuration text in place (# and // to the
  * end of the line, block comments; newlines kept), and report the first
  * '{' never closed.  Both work around libconfuse: it miscounts lines after
  * comments, so errors would name the wrong line, and it accepts a file
  * that ends inside a section.  Strings are left alone, as its lexer does.
+ *
+ * Bytes that would change a value unseen are refused with their line and
+ * column: a NUL anywhere (libconfuse would end the value there), a control
+ * character other than tab inside a quoted value, raw or as an escape
+ * ("\n", "\x00", "\0"), and one other than tab, CR and LF outside quotes.
  * Returns 0, or -1 with err set.
  */
 static int
 conf_prepare(char *text, size_t len, const char *file, char *err,
     size_t errlen)
 {
-	size_t	i;
-	int	line = 1, depth = 0, open_line = 0;
-	int	quote = 0, comment = 0;	/* comment: '#' (to EOL) or '*' */
+	size_t		i, n, bol = 0;		/* bol: where the line begins */
+	int		line = 1, depth = 0, open_line = 0, col, v;
+	int		quote = 0, comment = 0;	/* comment: '#' (to EOL) or '*' */
+	int		env = 0;		/* inside "${VAR}" */
+	char		esc[8];
+	unsigned char	c;
 
 	for (i = 0; i < len; i++) {
-		char	c = text[i];
-
-		if (c == '\n')
-			line++;
+		c = (unsigned char)text[i];
+		col = (int)(i - bol) + 1;
+		if (c == '\0')
+			return conf_bad_byte(err, errlen, file, line, col, c,
+			    NULL, quote);
 		if (comment == '*') {
 			if (c == '*' && i + 1 < len && text[i + 1] == '/') {
 				text[i++] = ' ';
@@ -366,12 +456,38 @@ conf_prepare(char *text, size_t len, const char *file, char *err,
 				comment = 0;
 			else
 				text[i] = ' ';
+		} else if (env) {
+			if (c == '}')
+				env = 0;
+		} else if (quote && c == '\\' && i + 1 < len) {
+			c = (unsigned char)text[++i];
+			if (c == '\n') {		/* continued line */
+				line++;
+				bol = i + 1;
+				continue;
+			}
+			if (c == '\0' || (conf_ctl(c) && c != '\t'))
+				return conf_bad_byte(err, errlen, file, line,
+				    col + 1, c, NULL, quote);
+			v = conf_unescape(text + i - 1, quote, &n);
+			if (v != -1 && v != '\t' && conf_ctl((unsigned char)v)) {
+				snprintf(esc, sizeof(esc), "%.*s", (int)n,
+				    text + i - 1);
+				return conf_bad_byte(err, errlen, file, line, col,
+				    (unsigned char)v, esc, quote);
+			}
+			i += n - 2;
+			continue;
 		} else if (quote) {
-			if (c == '\\' && quote == '"' && i + 1 < len) {
-				if (text[++i] == '\n')
-					line++;
-			} else if (c == quote)
+			if (c == quote)
 				quote = 0;
+			else if (c == '$' && quote == '"' && i + 1 < len &&
+			    text[i + 1] == '{' && memchr(text + i + 2, '}',
+			    len - i - 2) != NULL)
+				env = 1;	/* the lexer's ${VAR} */
+			else if (conf_ctl(c) && c != '\t')
+				return conf_bad_byte(err, errlen, file, line,
+				    col, c, NULL, quote);
 		} else if (c == '"' || c == '\'') {
 			quote = c;
 		} else if (c == '#' || (c == '/' && i + 1 < len &&
@@ -385,6 +501,13 @@ conf_prepare(char *text, size_t len, const char *file, char *err,
 				open_line = line;
 		} else if (c == '}' && depth > 0)
 			depth--;
+		else if (conf_ctl(c) && c != '\t' && c != '\r' && c != '\n')
+			return conf_bad_byte(err, errlen, file, line, col, c,
+			    NULL, 0);
+		if (c == '\n') {
+			line++;
+			bol = i + 1;
+		}
 	}
 	if (depth > 0 && !quote && comment != '*') {
 		snprintf(err, errlen, "%s:%d: '{' is never closed (the file "

@@ -289,6 +289,67 @@ listen two {
     upstream = "127.0.0.1:81"
 }
 """, "[0::1]:8069", [re.escape("listen two: bind [::1]:8069 is already used by listen one (line 2)")]),
+    ("a NUL byte inside a value of a list (it cut the value)", """\
+listen a {
+    bind = "[::1]:0"
+    upstream = { "127.0.0.1:21\0003" }
+}
+""", "upstream =", ["NUL byte at column 31"]),
+    ("a NUL byte after a bind value", """\
+listen a {
+    bind = "[::1]:21001\0 junk"
+    upstream = "127.0.0.1:80"
+}
+""", "bind =", ["NUL byte at column 24"]),
+    ("a NUL byte in a comment", """\
+# a comment \0 with a NUL
+""" + GOOD_LISTEN, "a comment", ["NUL byte at column 13"]),
+    ("a NUL byte outside quotes", """\
+log-level = info\0
+""" + GOOD_LISTEN, "log-level", ["NUL byte at column 17"]),
+    ("a NUL byte written as a hex escape", """\
+listen a {
+    bind = "[::1]:0"
+    upstream = "127.0.0.1:21\\x003"
+}
+""", "upstream =", [re.escape(r"escape \x00 at column 29 makes a NUL byte")]),
+    ("a NUL byte written as an octal escape", """\
+listen a {
+    bind = "[::1]:0"
+    upstream = "127.0.0.1:21\\0"
+}
+""", "upstream =", [re.escape(r"escape \0 at column 29 makes a NUL byte")]),
+    ("a control character inside a quoted value", """\
+listen a {
+    bind = "[::1]:80\x01"
+    upstream = "127.0.0.1:80"
+}
+""", "bind =", [re.escape(r"control character \x01 at column 21 inside a quoted value")]),
+    ("a CR inside a quoted value", """\
+listen a {
+    bind = "[::1]:80\r"
+    upstream = "127.0.0.1:80"
+}
+""", "bind =", [re.escape(r"control character \r at column 21 inside a quoted value")]),
+    ("a quoted value over two lines", """\
+listen a {
+    bind = "[::1]:0"
+    upstream = "127.0.0.1:
+80"
+}
+""", "upstream =", [re.escape(r"control character \n at column 27 inside a quoted value")]),
+    ("a LF written as an escape", """\
+listen a {
+    bind = "[::1]:80\\n"
+    upstream = "127.0.0.1:80"
+}
+""", "bind =", [re.escape(r"escape \n at column 21 makes control character \n inside a quoted value")]),
+    ("a control character in a single-quoted value", """\
+user = 'relay\x1b[2J'
+""" + GOOD_LISTEN, "user =", [re.escape(r"control character \x1b at column 14 inside a quoted value")]),
+    ("a control character outside quotes", """\
+log-level = info\x0c
+""" + GOOD_LISTEN, "log-level", [re.escape(r"control character \x0c at column 17"), "outside quotes"]),
     ("a tab in a value is shown as \\t", """\
 listen a {
     bind = "[::1]:80\t"
@@ -440,6 +501,21 @@ ${RELAY64_TEST_KEY} = 1
         del os.environ["RELAY64_TEST_KEY"]
 
 
+def case_text_that_is_fine():
+    "tabs, CRLF line ends, control characters and UTF-8 in comments, a line continued in a value: accepted"
+    path = write_file("fine.conf", "# relay64 \u2013 \x01\x7f in a comment are fine\r\n"
+                      "/* so is \x1b[1m here */\r\n"
+                      "log-level\t= info\r\n"
+                      "listen fine {\r\n"
+                      "\tbind = \"[::1]:0\"\t# \x02\r\n"
+                      "\tupstream = { \"127.0.0.1:\\\n81\", '127.0.0.1:82' }\r\n"
+                      "}\r\n")
+    st, out, err = run_relay(["-t", "-c", path])
+    expect_eq(st, 0, "exit status of relay64 -t -c fine.conf (stderr %r)" % err)
+    expect_match(r"^(relay64: )?listen fine: bind \[::1\]:0 v6only yes, upstream 127\.0\.0\.1:81,127\.0\.0\.1:82,",
+                 out + err, "-t line of listener fine")
+
+
 def _free_port():
     """A port free on every address now (IPv6 and IPv4)."""
     s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
@@ -503,4 +579,4 @@ listen v4one {
 
 if __name__ == "__main__":
     main([case_bad_configs, case_bad_config_without_test, case_good_config,
-          case_binds_that_coexist, case_value_from_environment])
+          case_binds_that_coexist, case_value_from_environment, case_text_that_is_fine])

@@ -66,6 +66,13 @@ conf_bindline(const cfg_t *sec)
 	return sec->line;
 }
 
+/* A control character: C0 or DEL. */
+static int
+conf_ctl(unsigned char c)
+{
+	return c < 0x20 || c == 0x7f;
+}
+
 /*
  * Text from the file (a value, a title) as an error message shows it:
  * control characters escaped as \t, \n, \r or \xHH, so that a message is
@@ -83,7 +90,7 @@ conf_esc(const char *s, char *buf, size_t len)
 		if (c == '\t' || c == '\n' || c == '\r')
 			snprintf(e, sizeof(e), "\\%c", c == '\t' ? 't' :
 			    c == '\n' ? 'n' : 'r');
-		else if (c < 0x20 || c == 0x7f)
+		else if (conf_ctl(c))
 			snprintf(e, sizeof(e), "\\x%02x", c);
 		else {
 			e[0] = (char)c;
@@ -331,13 +338,6 @@ conf_v_user(cfg_t *cfg, cfg_opt_t *opt)
 	}
 	conf_user_line = cfg->line;
 	return 0;
-}
-
-/* A control character: C0 or DEL. */
-static int
-conf_ctl(unsigned char c)
-{
-	return c < 0x20 || c == 0x7f;
 }
 
 /*

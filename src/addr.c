@@ -243,3 +243,58 @@ addr_equal6(const struct sockaddr_in6 *a, const struct sockaddr_in6 *b)
 	return a->sin6_port == b->sin6_port &&
 	    memcmp(&a->sin6_addr, &b->sin6_addr, sizeof(a->sin6_addr)) == 0;
 }
+
+/* Is a the IPv4-mapped wildcard, ::ffff:0.0.0.0? */
+static int
+addr_v4any(const struct in6_addr *a)
+{
+	static const uint8_t	zero[4];
+
+	return IN6_IS_ADDR_V4MAPPED(a) && memcmp(&a->s6_addr[12], zero, 4) == 0;
+}
+
+/* Link-local addresses are bound on one interface, named by the zone. */
+static int
+addr_zoned(const struct in6_addr *a)
+{
+	return IN6_IS_ADDR_LINKLOCAL(a) || IN6_IS_ADDR_MC_LINKLOCAL(a) ||
+	    IN6_IS_ADDR_MC_NODELOCAL(a);
+}
+
+/*
+ * Can two listeners with these binds never listen at once?  This is the
+ * rule Linux applies to TCP sockets with SO_REUSEADDR (which lets no
+ * socket share the port of one that listens).  On the same port (0 never
+ * conflicts: the kernel picks a free port each time):
+ *  - [::] on either side takes the port on every IPv6 address, whatever
+ *    its v6only, and with v6only off on every IPv4 address too: only a
+ *    v6only [::] and an IPv4-mapped bind ([::ffff:A.B.C.D]) coexist;
+ *  - two IPv4-mapped binds compare as IPv4: the same address, or either
+ *    one 0.0.0.0;
+ *  - otherwise the same address conflicts, except a link-local address in
+ *    two different zones (sin6_scope_id): each socket is then bound to its
+ *    own interface.  Outside link-local scope the zone means nothing.
+ * A mapped bind needs v6only off; its own v6only flag is not looked at.
+ */
+int
+addr_binds_overlap(const struct sockaddr_in6 *a, int a_v6only,
+    const struct sockaddr_in6 *b, int b_v6only)
+{
+	const struct in6_addr	*x = &a->sin6_addr, *y = &b->sin6_addr;
+	int			 xm = IN6_IS_ADDR_V4MAPPED(x);
+	int			 ym = IN6_IS_ADDR_V4MAPPED(y);
+
+	if (a->sin6_port != b->sin6_port || a->sin6_port == 0)
+		return 0;
+	if (IN6_IS_ADDR_UNSPECIFIED(x))
+		return !(a_v6only && ym);
+	if (IN6_IS_ADDR_UNSPECIFIED(y))
+		return !(b_v6only && xm);
+	if (xm && ym)
+		return memcmp(&x->s6_addr[12], &y->s6_addr[12], 4) == 0 ||
+		    addr_v4any(x) || addr_v4any(y);
+	if (!IN6_ARE_ADDR_EQUAL(x, y))
+		return 0;
+	return !(addr_zoned(x) && a->sin6_scope_id != 0 &&
+	    b->sin6_scope_id != 0 && a->sin6_scope_id != b->sin6_scope_id);
+}

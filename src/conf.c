@@ -2,9 +2,11 @@
  * conf.c: the configuration file (libconfuse) and the ad-hoc command line,
  * both turned into an owned struct conf.
  *
- * This is the only file that includes <confuse.h>.  Values are checked as
- * they are parsed (validators registered by path, so errors carry the
- * line), then copied out; the libconfuse tree is freed before returning.
+ * This is the only file that includes <confuse.h>.  conf_load() goes in
+ * steps: read and prepare the text, parse it (values are checked as they
+ * are parsed, by validators registered by path, so errors carry the line),
+ * copy the globals, copy the listeners, then the checks across listeners;
+ * the libconfuse tree is freed before returning.
  */
 #include "config.h"
 
@@ -15,6 +17,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <confuse.h>
 
@@ -63,86 +66,157 @@ conf_bindline(const cfg_t *sec)
 	return sec->line;
 }
 
+/* A control character: C0 or DEL. */
+static int
+conf_ctl(unsigned char c)
+{
+	return c < 0x20 || c == 0x7f;
+}
+
+/*
+ * Text from the file (a value, a title) as an error message shows it:
+ * control characters escaped as \t, \n, \r or \xHH, so that a message is
+ * always one line.  Returns buf, cut to len.
+ */
+static const char *
+conf_esc(const char *s, char *buf, size_t len)
+{
+	char	e[5];
+	size_t	o = 0, n;
+
+	for (; *s != '\0'; s++) {
+		unsigned char	c = (unsigned char)*s;
+
+		if (c == '\t' || c == '\n' || c == '\r')
+			snprintf(e, sizeof(e), "\\%c", c == '\t' ? 't' :
+			    c == '\n' ? 'n' : 'r');
+		else if (conf_ctl(c))
+			snprintf(e, sizeof(e), "\\x%02x", c);
+		else {
+			e[0] = (char)c;
+			e[1] = '\0';
+		}
+		if (o + (n = strlen(e)) >= len)
+			break;
+		memcpy(buf + o, e, n);
+		o += n;
+	}
+	buf[o] = '\0';
+	return buf;
+}
+
 static void
 conf_errfunc(cfg_t *cfg, const char *fmt, va_list ap)
 {
-	char	msg[CONF_ERRLEN];
+	char	msg[CONF_ERRLEN], esc[CONF_ERRLEN];
 
 	if (conf_err == NULL || conf_err[0] != '\0')
 		return;			/* keep only the first error */
 	vsnprintf(msg, sizeof(msg), fmt, ap);
+	/* libconfuse's own messages quote values too. */
+	conf_esc(msg, esc, sizeof(esc));
 	if (cfg != NULL && cfg->filename != NULL)
 		snprintf(conf_err, conf_errlen, "%s:%d: %s", cfg->filename,
-		    cfg->line, msg);
+		    cfg->line, esc);
 	else
-		snprintf(conf_err, conf_errlen, "%s", msg);
+		snprintf(conf_err, conf_errlen, "%s", esc);
+}
+
+#define CONF_NITEMS(a)	(sizeof(a) / sizeof((a)[0]))
+
+/* Numbers: key path -> the range allowed. */
+static const struct conf_range {
+	const char	*path;
+	long		 lo, hi;
+} conf_ranges[] = {
+	{ "drain-timeout",		0, 3600 },
+	{ "max-connections",		0, 1000000 },
+	{ "workers",			0, CONF_WORKERS_MAX },
+	{ "listen|connect-timeout",	1, 3600 },
+	{ "listen|idle-timeout",	0, 604800 },
+	{ "listen|max-connections",	0, 1000000 },
+};
+
+/* Words: key path -> the words allowed, listed as the error lists them. */
+static const struct conf_words {
+	const char	*path;
+	const char	*words;		/* "a, b, c" */
+	int		 nocase;	/* as log_level_parse() compares */
+} conf_words[] = {
+	{ "log-level",		"error, warning, notice, info, debug", 1 },
+	{ "listen|balance",	"first, roundrobin", 0 },
+	{ "listen|proxy-protocol", "off, v1, v2", 0 },
+};
+
+/* The path a validator was registered by: "key" or "section|key". */
+static const char *
+conf_opt_path(cfg_t *cfg, cfg_opt_t *opt, char *buf, size_t len)
+{
+	if (strcmp(cfg_name(cfg), "root") == 0)
+		snprintf(buf, len, "%s", cfg_opt_name(opt));
+	else
+		snprintf(buf, len, "%s|%s", cfg_name(cfg), cfg_opt_name(opt));
+	return buf;
 }
 
 static int
-conf_check_range(cfg_t *cfg, cfg_opt_t *opt, long lo, long hi)
+conf_v_range(cfg_t *cfg, cfg_opt_t *opt)
 {
-	long	v = cfg_opt_getnint(opt, cfg_opt_size(opt) - 1);
+	const struct conf_range	*r = NULL;
+	char			 path[64];
+	long			 v = cfg_opt_getnint(opt, cfg_opt_size(opt) - 1);
+	size_t			 i;
 
-	if (v < lo || v > hi) {
+	conf_opt_path(cfg, opt, path, sizeof(path));
+	for (i = 0; i < CONF_NITEMS(conf_ranges) && r == NULL; i++)
+		if (strcmp(conf_ranges[i].path, path) == 0)
+			r = &conf_ranges[i];
+	if (r == NULL)
+		fatalx("conf: no range for %s", path);
+	if (v < r->lo || v > r->hi) {
 		cfg_error(cfg, "%s = %ld: out of range (%ld-%ld)",
-		    cfg_opt_name(opt), v, lo, hi);
+		    cfg_opt_name(opt), v, r->lo, r->hi);
 		return -1;
 	}
 	return 0;
 }
 
+/* Is v one of the words of list ("a, b, c")? */
 static int
-conf_v_connect_timeout(cfg_t *cfg, cfg_opt_t *opt)
+conf_word_in(const char *list, const char *v, int nocase)
 {
-	return conf_check_range(cfg, opt, 1, 3600);
-}
+	const char	*p = list, *comma;
+	size_t		 n, vlen = strlen(v);
 
-static int
-conf_v_idle_timeout(cfg_t *cfg, cfg_opt_t *opt)
-{
-	return conf_check_range(cfg, opt, 0, 604800);
-}
-
-static int
-conf_v_drain_timeout(cfg_t *cfg, cfg_opt_t *opt)
-{
-	return conf_check_range(cfg, opt, 0, 3600);
-}
-
-static int
-conf_v_max_conns(cfg_t *cfg, cfg_opt_t *opt)
-{
-	return conf_check_range(cfg, opt, 0, 1000000);
-}
-
-static int
-conf_v_workers(cfg_t *cfg, cfg_opt_t *opt)
-{
-	return conf_check_range(cfg, opt, 0, CONF_WORKERS_MAX);
-}
-
-static int
-conf_v_log_level(cfg_t *cfg, cfg_opt_t *opt)
-{
-	const char	*v = cfg_opt_getnstr(opt, 0);
-
-	if (v == NULL || log_level_parse(v) == -1) {
-		cfg_error(cfg, "log-level \"%s\": not one of error, warning, "
-		    "notice, info, debug", v ? v : "");
-		return -1;
+	for (;;) {
+		comma = strchr(p, ',');
+		n = comma != NULL ? (size_t)(comma - p) : strlen(p);
+		if (n == vlen && (nocase ? strncasecmp(p, v, n) :
+		    strncmp(p, v, n)) == 0)
+			return 1;
+		if (comma == NULL)
+			return 0;
+		p = comma + 2;
 	}
-	return 0;
 }
 
 static int
-conf_v_balance(cfg_t *cfg, cfg_opt_t *opt)
+conf_v_word(cfg_t *cfg, cfg_opt_t *opt)
 {
-	const char	*v = cfg_opt_getnstr(opt, 0);
+	const struct conf_words	*w = NULL;
+	const char		*v = cfg_opt_getnstr(opt, 0);
+	char			 path[64], esc[CONF_ERRLEN];
+	size_t			 i;
 
-	if (v == NULL || (strcmp(v, "first") != 0 &&
-	    strcmp(v, "roundrobin") != 0)) {
-		cfg_error(cfg, "balance \"%s\": not one of first, roundrobin",
-		    v ? v : "");
+	conf_opt_path(cfg, opt, path, sizeof(path));
+	for (i = 0; i < CONF_NITEMS(conf_words) && w == NULL; i++)
+		if (strcmp(conf_words[i].path, path) == 0)
+			w = &conf_words[i];
+	if (w == NULL)
+		fatalx("conf: no words for %s", path);
+	if (v == NULL || !conf_word_in(w->words, v, w->nocase)) {
+		cfg_error(cfg, "%s \"%s\": not one of %s", cfg_opt_name(opt),
+		    conf_esc(v ? v : "", esc, sizeof(esc)), w->words);
 		return -1;
 	}
 	return 0;
@@ -161,19 +235,6 @@ conf_proxy_parse(const char *v)
 	return -1;
 }
 
-static int
-conf_v_proxy(cfg_t *cfg, cfg_opt_t *opt)
-{
-	const char	*v = cfg_opt_getnstr(opt, 0);
-
-	if (v == NULL || conf_proxy_parse(v) == -1) {
-		cfg_error(cfg, "proxy-protocol \"%s\": not one of off, v1, v2",
-		    v ? v : "");
-		return -1;
-	}
-	return 0;
-}
-
 static unsigned
 conf_tlv_parse(const char *v)
 {
@@ -188,6 +249,7 @@ static int
 conf_v_tlvs(cfg_t *cfg, cfg_opt_t *opt)
 {
 	const char	*v;
+	char		 esc[CONF_ERRLEN];
 	unsigned int	 i;
 
 	for (i = 0; i < cfg_opt_size(opt); i++) {
@@ -195,7 +257,7 @@ conf_v_tlvs(cfg_t *cfg, cfg_opt_t *opt)
 			v = "";
 		if (conf_tlv_parse(v) == 0) {
 			cfg_error(cfg, "proxy-protocol-tlvs \"%s\": not one of "
-			    "unique-id, crc32c", v);
+			    "unique-id, crc32c", conf_esc(v, esc, sizeof(esc)));
 			return -1;
 		}
 	}
@@ -208,11 +270,13 @@ conf_v_bind(cfg_t *cfg, cfg_opt_t *opt)
 	struct sockaddr_in6	 sin6;
 	struct conf_bindline	*bl;
 	const char		*v = cfg_opt_getnstr(opt, 0), *err;
+	char			 esc[CONF_ERRLEN];
 
 	if (v == NULL)
 		v = "";
 	if ((err = addr_parse_listen(v, &sin6)) != NULL) {
-		cfg_error(cfg, "bind \"%s\": %s", v, err);
+		cfg_error(cfg, "bind \"%s\": %s", conf_esc(v, esc,
+		    sizeof(esc)), err);
 		return -1;
 	}
 	if ((bl = calloc(1, sizeof(*bl))) == NULL)
@@ -229,13 +293,15 @@ conf_v_upstream(cfg_t *cfg, cfg_opt_t *opt)
 {
 	struct addr_upstream	 au;
 	const char		*v, *err;
+	char			 esc[CONF_ERRLEN];
 	unsigned int		 i;
 
 	for (i = 0; i < cfg_opt_size(opt); i++) {
 		if ((v = cfg_opt_getnstr(opt, i)) == NULL)
 			v = "";
 		if ((err = addr_parse_upstream(v, &au)) != NULL) {
-			cfg_error(cfg, "upstream \"%s\": %s", v, err);
+			cfg_error(cfg, "upstream \"%s\": %s", conf_esc(v, esc,
+			    sizeof(esc)), err);
 			return -1;
 		}
 	}
@@ -247,11 +313,13 @@ conf_v_source(cfg_t *cfg, cfg_opt_t *opt)
 {
 	struct sockaddr_in	 sin;
 	const char		*v = cfg_opt_getnstr(opt, 0), *err;
+	char			 esc[CONF_ERRLEN];
 
 	if (v == NULL)
 		v = "";
 	if ((err = addr_parse_ipv4(v, &sin)) != NULL) {
-		cfg_error(cfg, "source \"%s\": %s", v, err);
+		cfg_error(cfg, "source \"%s\": %s", conf_esc(v, esc,
+		    sizeof(esc)), err);
 		return -1;
 	}
 	return 0;
@@ -273,26 +341,109 @@ conf_v_user(cfg_t *cfg, cfg_opt_t *opt)
 }
 
 /*
+ * Decode the escape at p[0] == '\\' in a quoted string as libconfuse's
+ * lexer does.  Returns the byte it puts in the value, or -1 when it puts
+ * none that matters here (a line continuation, or a sequence the lexer
+ * refuses itself); *n is the escape's length.  The text ends with a NUL,
+ * and p[1] is neither a NUL nor a control character other than tab and LF
+ * (the caller checks).
+ */
+static int
+conf_unescape(const char *p, int quote, size_t *n)
+{
+	static const char	 from[] = "nrbfaetv", to[] = "\n\r\b\f\a\033\t\v";
+	const char		*m;
+	unsigned char		 d = (unsigned char)p[1];
+	unsigned long		 v;
+	char			 num[4];
+	size_t			 k;
+
+	*n = 2;
+	if (d == '\n')
+		return -1;
+	if (quote == '\'')		/* only \\ and \' are escapes */
+		return d;
+	if (isdigit(d)) {		/* \[0-7]{1,3}; more digits: refused */
+		*n = k = 1 + strspn(p + 1, "0123456789");
+		if (k > 4 || strspn(p + 1, "01234567") < k - 1)
+			return -1;
+		memcpy(num, p + 1, k - 1);
+		num[k - 1] = '\0';
+		v = strtoul(num, NULL, 8);
+		return v > 0xff ? -1 : (int)v;
+	}
+	if (d == 'x' && isxdigit((unsigned char)p[2])) {	/* \x[0-9a-f]{1,2} */
+		*n = k = isxdigit((unsigned char)p[3]) ? 4 : 3;
+		memcpy(num, p + 2, k - 2);
+		num[k - 2] = '\0';
+		return (int)strtoul(num, NULL, 16);
+	}
+	if (d != '\0' && (m = strchr(from, d)) != NULL)
+		return (unsigned char)to[m - from];
+	return d;
+}
+
+/*
+ * Report byte c at line:col, written as it is, or made by the escape
+ * sequence esc in a quoted value.  Returns -1.
+ */
+static int
+conf_bad_byte(char *err, size_t errlen, const char *file, int line, int col,
+    unsigned char c, const char *esc, int quoted)
+{
+	char	what[32], shown[8];
+
+	if (c == '\0')
+		snprintf(what, sizeof(what), "a NUL byte");
+	else
+		snprintf(what, sizeof(what), "control character %s",
+		    conf_esc((char[]){ (char)c, '\0' }, shown, sizeof(shown)));
+	if (esc != NULL)
+		snprintf(err, errlen, "%s:%d: escape %s at column %d makes %s "
+		    "inside a quoted value%s", file, line, esc, col, what,
+		    c == '\0' ? "" : ": only tab is allowed there");
+	else if (c == '\0')
+		snprintf(err, errlen, "%s:%d: NUL byte at column %d: not "
+		    "allowed anywhere in the file", file, line, col);
+	else if (quoted)
+		snprintf(err, errlen, "%s:%d: %s at column %d inside a quoted "
+		    "value: only tab is allowed there", file, line, what, col);
+	else
+		snprintf(err, errlen, "%s:%d: %s at column %d: only tab, CR and "
+		    "LF are allowed outside quotes", file, line, what, col);
+	return -1;
+}
+
+/*
  * Blank out the comments of a configuration text in place (# and // to the
  * end of the line, block comments; newlines kept), and report the first
  * '{' never closed.  Both work around libconfuse: it miscounts lines after
  * comments, so errors would name the wrong line, and it accepts a file
  * that ends inside a section.  Strings are left alone, as its lexer does.
+ *
+ * Bytes that would change a value unseen are refused with their line and
+ * column: a NUL anywhere (libconfuse would end the value there), a control
+ * character other than tab inside a quoted value, raw or as an escape
+ * ("\n", "\x00", "\0"), and one other than tab, CR and LF outside quotes.
  * Returns 0, or -1 with err set.
  */
 static int
 conf_prepare(char *text, size_t len, const char *file, char *err,
     size_t errlen)
 {
-	size_t	i;
-	int	line = 1, depth = 0, open_line = 0;
-	int	quote = 0, comment = 0;	/* comment: '#' (to EOL) or '*' */
+	size_t		i, n, bol = 0;		/* bol: where the line begins */
+	int		line = 1, depth = 0, open_line = 0, col, v;
+	int		quote = 0, comment = 0;	/* comment: '#' (to EOL) or '*' */
+	int		env = 0;		/* inside "${VAR}" */
+	char		esc[8];
+	unsigned char	c;
 
 	for (i = 0; i < len; i++) {
-		char	c = text[i];
-
-		if (c == '\n')
-			line++;
+		c = (unsigned char)text[i];
+		col = (int)(i - bol) + 1;
+		if (c == '\0')
+			return conf_bad_byte(err, errlen, file, line, col, c,
+			    NULL, quote);
 		if (comment == '*') {
 			if (c == '*' && i + 1 < len && text[i + 1] == '/') {
 				text[i++] = ' ';
@@ -305,12 +456,38 @@ conf_prepare(char *text, size_t len, const char *file, char *err,
 				comment = 0;
 			else
 				text[i] = ' ';
+		} else if (env) {
+			if (c == '}')
+				env = 0;
+		} else if (quote && c == '\\' && i + 1 < len) {
+			c = (unsigned char)text[++i];
+			if (c == '\n') {		/* continued line */
+				line++;
+				bol = i + 1;
+				continue;
+			}
+			if (c == '\0' || (conf_ctl(c) && c != '\t'))
+				return conf_bad_byte(err, errlen, file, line,
+				    col + 1, c, NULL, quote);
+			v = conf_unescape(text + i - 1, quote, &n);
+			if (v != -1 && v != '\t' && conf_ctl((unsigned char)v)) {
+				snprintf(esc, sizeof(esc), "%.*s", (int)n,
+				    text + i - 1);
+				return conf_bad_byte(err, errlen, file, line, col,
+				    (unsigned char)v, esc, quote);
+			}
+			i += n - 2;
+			continue;
 		} else if (quote) {
-			if (c == '\\' && quote == '"' && i + 1 < len) {
-				if (text[++i] == '\n')
-					line++;
-			} else if (c == quote)
+			if (c == quote)
 				quote = 0;
+			else if (c == '$' && quote == '"' && i + 1 < len &&
+			    text[i + 1] == '{' && memchr(text + i + 2, '}',
+			    len - i - 2) != NULL)
+				env = 1;	/* the lexer's ${VAR} */
+			else if (conf_ctl(c) && c != '\t')
+				return conf_bad_byte(err, errlen, file, line,
+				    col, c, NULL, quote);
 		} else if (c == '"' || c == '\'') {
 			quote = c;
 		} else if (c == '#' || (c == '/' && i + 1 < len &&
@@ -324,6 +501,13 @@ conf_prepare(char *text, size_t len, const char *file, char *err,
 				open_line = line;
 		} else if (c == '}' && depth > 0)
 			depth--;
+		else if (conf_ctl(c) && c != '\t' && c != '\r' && c != '\n')
+			return conf_bad_byte(err, errlen, file, line, col, c,
+			    NULL, 0);
+		if (c == '\n') {
+			line++;
+			bol = i + 1;
+		}
 	}
 	if (depth > 0 && !quote && comment != '*') {
 		snprintf(err, errlen, "%s:%d: '{' is never closed (the file "
@@ -436,12 +620,13 @@ conf_listen_copy(cfg_t *sec, const char *file, char *err, size_t errlen)
 {
 	struct listen_conf	*lc;
 	const char		*title = cfg_title(sec), *v;
+	char			 esc[CONF_ERRLEN];
 	unsigned int		 i, n;
 
 	if (!conf_title_ok(title)) {
 		snprintf(err, errlen, "%s:%d: listen \"%s\": a title is 1-%d "
-		    "letters, digits, '-', '_' or '.'", file, sec->line, title,
-		    CONF_TITLEMAX);
+		    "letters, digits, '-', '_' or '.'", file, sec->line,
+		    conf_esc(title, esc, sizeof(esc)), CONF_TITLEMAX);
 		return NULL;
 	}
 	if ((v = cfg_getstr(sec, "bind")) == NULL) {
@@ -487,34 +672,109 @@ conf_listen_copy(cfg_t *sec, const char *file, char *err, size_t errlen)
 	return lc;
 }
 
-/* Two listeners may not share an address and port (port 0 excepted). */
+/* Why two binds that overlap without being equal cannot coexist. */
+static const char *
+conf_overlap_why(const struct listen_conf *a, const struct listen_conf *b)
+{
+	const struct listen_conf *any = a, *other = b;
+
+	if (IN6_IS_ADDR_UNSPECIFIED(&b->lc_bind.sin6_addr)) {
+		any = b;
+		other = a;
+	}
+	if (!IN6_IS_ADDR_UNSPECIFIED(&any->lc_bind.sin6_addr))
+		return "0.0.0.0 takes the port on every IPv4 address";
+	if (IN6_IS_ADDR_V4MAPPED(&other->lc_bind.sin6_addr))
+		return "[::] with v6only = false takes the port on every IPv4 "
+		    "address too";
+	return "[::] takes the port on every IPv6 address, whatever v6only "
+	    "says";
+}
+
+/*
+ * Cross checks, once every listener is copied: no two listeners may bind
+ * what cannot be bound at once, the same address and port, or a wildcard
+ * and an address on the same port (port 0 excepted).
+ */
 static int
-conf_check_duplicates(struct conf *conf, char *err, size_t errlen)
+conf_check_listens(struct conf *conf, char *err, size_t errlen)
 {
 	struct listen_conf	*a, *b;
-	char			 buf[ADDR_STRLEN];
+	char			 buf[ADDR_STRLEN], abuf[ADDR_STRLEN];
 
 	TAILQ_FOREACH(b, &conf->c_listens, lc_entry) {
-		if (b->lc_bind.sin6_port == 0)
-			continue;
 		TAILQ_FOREACH(a, &conf->c_listens, lc_entry) {
 			if (a == b)
 				break;
-			if (!addr_equal6(&a->lc_bind, &b->lc_bind))
+			if (!addr_binds_overlap(&a->lc_bind, a->lc_v6only,
+			    &b->lc_bind, b->lc_v6only))
 				continue;
-			snprintf(err, errlen, "%s:%d: listen %s: bind %s is "
-			    "already used by listen %s (line %d)",
-			    conf->c_file, b->lc_line, b->lc_name,
-			    addr_format((struct sockaddr *)&b->lc_bind, buf,
-			    sizeof(buf)), a->lc_name, a->lc_line);
+			addr_format((struct sockaddr *)&b->lc_bind, buf,
+			    sizeof(buf));
+			if (addr_equal6(&a->lc_bind, &b->lc_bind))
+				snprintf(err, errlen, "%s:%d: listen %s: bind "
+				    "%s is already used by listen %s (line %d)",
+				    conf->c_file, b->lc_line, b->lc_name, buf,
+				    a->lc_name, a->lc_line);
+			else
+				snprintf(err, errlen, "%s:%d: listen %s: bind "
+				    "%s overlaps %s of listen %s (line %d): %s",
+				    conf->c_file, b->lc_line, b->lc_name, buf,
+				    addr_format((struct sockaddr *)&a->lc_bind,
+				    abuf, sizeof(abuf)), a->lc_name,
+				    a->lc_line, conf_overlap_why(a, b));
 			return -1;
 		}
 	}
 	return 0;
 }
 
-struct conf *
-conf_load(const char *file, char *err, size_t errlen)
+/* Keys with a check of their own; conf_ranges and conf_words hold the rest. */
+static const struct {
+	const char		*path;
+	cfg_validate_callback_t	 fn;
+} conf_validators[] = {
+	{ "user",			conf_v_user },
+	{ "listen|bind",		conf_v_bind },
+	{ "listen|upstream",		conf_v_upstream },
+	{ "listen|source",		conf_v_source },
+	{ "listen|proxy-protocol-tlvs",	conf_v_tlvs },
+};
+
+static void
+conf_set_validators(cfg_t *cfg)
+{
+	size_t	nr = CONF_NITEMS(conf_ranges), nw = CONF_NITEMS(conf_words);
+	size_t	i;
+
+	for (i = 0; i < CONF_NITEMS(conf_validators); i++)
+		cfg_set_validate_func(cfg, conf_validators[i].path,
+		    conf_validators[i].fn);
+	/* Both tables in one loop: the generic checks look up their path. */
+	for (i = 0; i < nr + nw; i++)
+		cfg_set_validate_func(cfg, i < nr ? conf_ranges[i].path :
+		    conf_words[i - nr].path, i < nr ? conf_v_range : conf_v_word);
+}
+
+/* Step 1: the file's text, read and prepared for the parser. */
+static char *
+conf_text(const char *file, size_t *lenp, char *err, size_t errlen)
+{
+	char	*text;
+
+	if ((text = conf_read(file, lenp, err, errlen)) == NULL)
+		return NULL;
+	if (conf_prepare(text, *lenp, file, err, errlen) == -1) {
+		free(text);
+		return NULL;
+	}
+	return text;
+}
+
+/* Step 2: parse the text (every value is checked as it is read). */
+static cfg_t *
+conf_parse(const char *file, char *text, size_t len, char *err,
+    size_t errlen)
 {
 	cfg_opt_t listen_opts[] = {
 		CFG_STR("bind", NULL, CFGF_NODEFAULT),
@@ -540,50 +800,16 @@ conf_load(const char *file, char *err, size_t errlen)
 		    CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES),
 		CFG_END()
 	};
-	static const struct {
-		const char	*path;
-		cfg_validate_callback_t fn;
-	} validators[] = {
-		{ "user",			conf_v_user },
-		{ "log-level",			conf_v_log_level },
-		{ "drain-timeout",		conf_v_drain_timeout },
-		{ "max-connections",		conf_v_max_conns },
-		{ "workers",			conf_v_workers },
-		{ "listen|bind",		conf_v_bind },
-		{ "listen|upstream",		conf_v_upstream },
-		{ "listen|balance",		conf_v_balance },
-		{ "listen|source",		conf_v_source },
-		{ "listen|connect-timeout",	conf_v_connect_timeout },
-		{ "listen|idle-timeout",	conf_v_idle_timeout },
-		{ "listen|max-connections",	conf_v_max_conns },
-		{ "listen|proxy-protocol",	conf_v_proxy },
-		{ "listen|proxy-protocol-tlvs",	conf_v_tlvs },
-	};
-	struct conf		*conf = NULL;
-	struct listen_conf	*lc;
-	cfg_t			*cfg, *sec;
-	FILE			*fp;
-	char			*text;
-	const char		*v;
-	size_t			 len;
-	unsigned int		 i, n;
-	int			 rc;
+	cfg_t	*cfg;
+	FILE	*fp;
+	int	 rc;
 
-	err[0] = '\0';
-	if ((text = conf_read(file, &len, err, errlen)) == NULL)
-		return NULL;
-	if (conf_prepare(text, len, file, err, errlen) == -1) {
-		free(text);
-		return NULL;
-	}
 	if ((fp = fmemopen(text, len, "r")) == NULL)
 		fatal("fmemopen");
 	if ((cfg = cfg_init(opts, CFGF_NONE)) == NULL)
 		fatal("cfg_init");
 	cfg_set_error_function(cfg, conf_errfunc);
-	for (i = 0; i < sizeof(validators) / sizeof(validators[0]); i++)
-		cfg_set_validate_func(cfg, validators[i].path,
-		    validators[i].fn);
+	conf_set_validators(cfg);
 
 	conf_err = err;
 	conf_errlen = errlen;
@@ -592,16 +818,22 @@ conf_load(const char *file, char *err, size_t errlen)
 	cfg->filename = conf_strdup(file);
 	rc = cfg_parse_fp(cfg, fp);
 	fclose(fp);
-	free(text);
 	conf_err = NULL;
 	if (rc != CFG_SUCCESS) {
 		if (err[0] == '\0')
 			snprintf(err, errlen, "%s: cannot parse", file);
-		goto out;
+		cfg_free(cfg);
+		return NULL;
 	}
+	return cfg;
+}
 
-	conf = conf_new();
-	conf->c_file = conf_strdup(file);
+/* Step 3: the global settings. */
+static void
+conf_copy_globals(struct conf *conf, cfg_t *cfg)
+{
+	const char	*v;
+
 	if ((v = cfg_getstr(cfg, "user")) != NULL) {
 		conf->c_user = conf_strdup(v);
 		conf->c_user_line = conf_user_line;
@@ -611,26 +843,53 @@ conf_load(const char *file, char *err, size_t errlen)
 	conf->c_max_conns = (int)cfg_getint(cfg, "max-connections");
 	conf->c_workers = (int)cfg_getint(cfg, "workers");
 	conf->c_splice = cfg_getbool(cfg, "splice") ? 1 : 0;
+}
+
+/* Step 4: the listen sections, in the order written. */
+static int
+conf_copy_listens(struct conf *conf, cfg_t *cfg, char *err, size_t errlen)
+{
+	struct listen_conf	*lc;
+	unsigned int		 i, n;
 
 	if ((n = cfg_size(cfg, "listen")) == 0) {
 		snprintf(err, errlen, "%s: no listen section: nothing to do",
-		    file);
-		goto fail;
+		    conf->c_file);
+		return -1;
 	}
 	for (i = 0; i < n; i++) {
-		sec = cfg_getnsec(cfg, "listen", i);
-		if ((lc = conf_listen_copy(sec, file, err, errlen)) == NULL)
-			goto fail;
+		if ((lc = conf_listen_copy(cfg_getnsec(cfg, "listen", i),
+		    conf->c_file, err, errlen)) == NULL)
+			return -1;
 		TAILQ_INSERT_TAIL(&conf->c_listens, lc, lc_entry);
 	}
-	if (conf_check_duplicates(conf, err, errlen) == -1)
-		goto fail;
-	goto out;
- fail:
-	conf_free(conf);
-	conf = NULL;
- out:
-	cfg_free(cfg);
+	return 0;
+}
+
+struct conf *
+conf_load(const char *file, char *err, size_t errlen)
+{
+	struct conf	*conf = NULL;
+	cfg_t		*cfg;
+	char		*text;
+	size_t		 len;
+
+	err[0] = '\0';
+	if ((text = conf_text(file, &len, err, errlen)) == NULL)
+		return NULL;
+	cfg = conf_parse(file, text, len, err, errlen);
+	free(text);
+	if (cfg != NULL) {
+		conf = conf_new();
+		conf->c_file = conf_strdup(file);
+		conf_copy_globals(conf, cfg);
+		if (conf_copy_listens(conf, cfg, err, errlen) == -1 ||
+		    conf_check_listens(conf, err, errlen) == -1) {
+			conf_free(conf);
+			conf = NULL;
+		}
+		cfg_free(cfg);
+	}
 	conf_bindlines_free();
 	return conf;
 }
@@ -644,19 +903,22 @@ conf_adhoc(const char *listen, const char *upstream, const char *proxy,
 	struct sockaddr_in6	 sin6;
 	struct addr_upstream	 au;
 	const char		*e;
+	char			 esc[CONF_ERRLEN];
 	int			 pp = PROXYHDR_OFF;
 
 	if (proxy != NULL && (pp = conf_proxy_parse(proxy)) == -1) {
 		snprintf(err, errlen, "--proxy-protocol \"%s\": not one of off, "
-		    "v1, v2", proxy);
+		    "v1, v2", conf_esc(proxy, esc, sizeof(esc)));
 		return NULL;
 	}
 	if ((e = addr_parse_listen(listen, &sin6)) != NULL) {
-		snprintf(err, errlen, "LISTEN \"%s\": %s", listen, e);
+		snprintf(err, errlen, "LISTEN \"%s\": %s", conf_esc(listen, esc,
+		    sizeof(esc)), e);
 		return NULL;
 	}
 	if ((e = addr_parse_upstream(upstream, &au)) != NULL) {
-		snprintf(err, errlen, "UPSTREAM \"%s\": %s", upstream, e);
+		snprintf(err, errlen, "UPSTREAM \"%s\": %s", conf_esc(upstream,
+		    esc, sizeof(esc)), e);
 		return NULL;
 	}
 	conf = conf_new();

@@ -5,6 +5,7 @@ naming the culprit; a file using every key (at its limits) is accepted."""
 import pwd
 import os
 import re
+import socket
 
 from relaytest import *
 
@@ -228,6 +229,139 @@ listen a {
     source = "junk"
 }
 """, "source", ["junk"]),
+    ("[::] and [::1] on one port (they cannot both be bound)", """\
+listen one {
+    bind = "[::]:8065"
+    upstream = "127.0.0.1:80"
+}
+
+listen two {
+    upstream = "127.0.0.1:81"
+    bind = "[::1]:8065"
+}
+""", 'bind = "[::1]:8065"', [re.escape("listen two: bind [::1]:8065 overlaps [::]:8065 of listen one (line 2)"),
+                            "every IPv6 address"]),
+    ("an address, then [::] with v6only = false on its port", """\
+listen one {
+    bind = "[::1]:8066"
+    upstream = "127.0.0.1:80"
+}
+
+listen two {
+    bind = "[::]:8066"
+    v6only = false
+    upstream = "127.0.0.1:81"
+}
+""", 'bind = "[::]:8066"', [re.escape("listen two: bind [::]:8066 overlaps [::1]:8066 of listen one (line 2)")]),
+    ("[::] with v6only = false, then an IPv4-mapped bind on its port", """\
+listen one {
+    bind = "[::]:8067"
+    v6only = false
+    upstream = "127.0.0.1:80"
+}
+listen two {
+    bind = "[::ffff:127.0.0.1]:8067"
+    v6only = false
+    upstream = "127.0.0.1:81"
+}
+""", "::ffff:127.0.0.1", [re.escape("listen two: bind 127.0.0.1:8067 overlaps [::]:8067 of listen one (line 2)"),
+                          "IPv4"]),
+    ("::ffff:0.0.0.0 and an IPv4-mapped address on one port", """\
+listen one {
+    bind = "[::ffff:0.0.0.0]:8068"
+    v6only = false
+    upstream = "127.0.0.1:80"
+}
+listen two {
+    bind = "[::ffff:127.0.0.1]:8068"
+    v6only = false
+    upstream = "127.0.0.1:81"
+}
+""", "::ffff:127.0.0.1", [re.escape("listen two: bind 127.0.0.1:8068 overlaps 0.0.0.0:8068 of listen one (line 2)")]),
+    ("the same address twice, v6only differing", """\
+listen one {
+    bind = "[::1]:8069"
+    upstream = "127.0.0.1:80"
+}
+listen two {
+    bind = "[0::1]:8069"
+    v6only = false
+    upstream = "127.0.0.1:81"
+}
+""", "[0::1]:8069", [re.escape("listen two: bind [::1]:8069 is already used by listen one (line 2)")]),
+    ("a NUL byte inside a value of a list (it cut the value)", """\
+listen a {
+    bind = "[::1]:0"
+    upstream = { "127.0.0.1:21\0003" }
+}
+""", "upstream =", ["NUL byte at column 31"]),
+    ("a NUL byte after a bind value", """\
+listen a {
+    bind = "[::1]:21001\0 junk"
+    upstream = "127.0.0.1:80"
+}
+""", "bind =", ["NUL byte at column 24"]),
+    ("a NUL byte in a comment", """\
+# a comment \0 with a NUL
+""" + GOOD_LISTEN, "a comment", ["NUL byte at column 13"]),
+    ("a NUL byte outside quotes", """\
+log-level = info\0
+""" + GOOD_LISTEN, "log-level", ["NUL byte at column 17"]),
+    ("a NUL byte written as a hex escape", """\
+listen a {
+    bind = "[::1]:0"
+    upstream = "127.0.0.1:21\\x003"
+}
+""", "upstream =", [re.escape(r"escape \x00 at column 29 makes a NUL byte")]),
+    ("a NUL byte written as an octal escape", """\
+listen a {
+    bind = "[::1]:0"
+    upstream = "127.0.0.1:21\\0"
+}
+""", "upstream =", [re.escape(r"escape \0 at column 29 makes a NUL byte")]),
+    ("a control character inside a quoted value", """\
+listen a {
+    bind = "[::1]:80\x01"
+    upstream = "127.0.0.1:80"
+}
+""", "bind =", [re.escape(r"control character \x01 at column 21 inside a quoted value")]),
+    ("a CR inside a quoted value", """\
+listen a {
+    bind = "[::1]:80\r"
+    upstream = "127.0.0.1:80"
+}
+""", "bind =", [re.escape(r"control character \r at column 21 inside a quoted value")]),
+    ("a quoted value over two lines", """\
+listen a {
+    bind = "[::1]:0"
+    upstream = "127.0.0.1:
+80"
+}
+""", "upstream =", [re.escape(r"control character \n at column 27 inside a quoted value")]),
+    ("a LF written as an escape", """\
+listen a {
+    bind = "[::1]:80\\n"
+    upstream = "127.0.0.1:80"
+}
+""", "bind =", [re.escape(r"escape \n at column 21 makes control character \n inside a quoted value")]),
+    ("a control character in a single-quoted value", """\
+user = 'relay\x1b[2J'
+""" + GOOD_LISTEN, "user =", [re.escape(r"control character \x1b at column 14 inside a quoted value")]),
+    ("a control character outside quotes", """\
+log-level = info\x0c
+""" + GOOD_LISTEN, "log-level", [re.escape(r"control character \x0c at column 17"), "outside quotes"]),
+    ("a tab in a value is shown as \\t", """\
+listen a {
+    bind = "[::1]:80\t"
+    upstream = "127.0.0.1:80"
+}
+""", "bind =", [re.escape(r'bind "[::1]:80\t": port is not a number')]),
+    ("a tab in a title is shown as \\t", """\
+listen "a\tb" {
+    bind = "[::1]:0"
+    upstream = "127.0.0.1:80"
+}
+""", "listen..}", [re.escape(r'listen "a\tb": a title')]),
 ]
 
 
@@ -264,6 +398,8 @@ def _one_case(idx, name, config, marker, words, test_flag=True):
     expect_eq(st, 2, "%s: exit status (stderr %r)" % (what, err))
     lines = [l for l in err.split("\n") if l.strip()]
     expect_eq(len(lines), 1, "%s: number of stderr lines (stderr %r)" % (what, err))
+    expect(not re.search(r"[\x00-\x1f\x7f]", lines[0]),
+           "%s: the error holds no control character (they are escaped)" % what, "", repr(lines[0]))
     m = re.match(r"^relay64: (.+):(\d+): (.+)$", lines[0])
     expect(m is not None, "%s: the error has the form 'relay64: FILE:LINE: message'" % what,
            "relay64: %s:LINE: ..." % path, lines[0])
@@ -346,5 +482,101 @@ listen low {
         expect_eq(st, 0, "log-level = %s is accepted (stderr %r)" % (log_level, err))
 
 
+def case_value_from_environment():
+    "text from ${VAR} with a CR and a LF in it: the error stays one line, CR and LF escaped"
+    os.environ["RELAY64_TEST_UPSTREAM"] = "192.0.2.1:80\r\nX"
+    os.environ["RELAY64_TEST_KEY"] = "col\nour"
+    try:
+        _one_case(200, "upstream from the environment", """\
+listen a {
+    bind = "[::1]:0"
+    upstream = "${RELAY64_TEST_UPSTREAM}"
+}
+""", "upstream =", [re.escape(r'upstream "192.0.2.1:80\r\nX"')])
+        _one_case(201, "a key from the environment (libconfuse's own message)", """\
+${RELAY64_TEST_KEY} = 1
+""" + GOOD_LISTEN, "RELAY64_TEST_KEY", [re.escape(r"col\nour")])
+    finally:
+        del os.environ["RELAY64_TEST_UPSTREAM"]
+        del os.environ["RELAY64_TEST_KEY"]
+
+
+def case_text_that_is_fine():
+    "tabs, CRLF line ends, control characters and UTF-8 in comments, a line continued in a value: accepted"
+    path = write_file("fine.conf", "# relay64 \u2013 \x01\x7f in a comment are fine\r\n"
+                      "/* so is \x1b[1m here */\r\n"
+                      "log-level\t= info\r\n"
+                      "listen fine {\r\n"
+                      "\tbind = \"[::1]:0\"\t# \x02\r\n"
+                      "\tupstream = { \"127.0.0.1:\\\n81\", '127.0.0.1:82' }\r\n"
+                      "}\r\n")
+    st, out, err = run_relay(["-t", "-c", path])
+    expect_eq(st, 0, "exit status of relay64 -t -c fine.conf (stderr %r)" % err)
+    expect_match(r"^(relay64: )?listen fine: bind \[::1\]:0 v6only yes, upstream 127\.0\.0\.1:81,127\.0\.0\.1:82,",
+                 out + err, "-t line of listener fine")
+
+
+def _free_port():
+    """A port free on every address now (IPv6 and IPv4)."""
+    s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+    try:
+        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        s.bind(("::", 0))
+        return s.getsockname()[1]
+    finally:
+        s.close()
+
+
+def case_binds_that_coexist():
+    "binds that Linux can hold at once on one port are accepted by -t, and really run"
+    path = write_file("coexist.conf", """\
+listen v6all {
+    bind = "[::]:8070"
+    upstream = "127.0.0.1:80"
+}
+listen v4one {
+    bind = "[::ffff:127.0.0.1]:8070"
+    v6only = false
+    upstream = "127.0.0.1:80"
+}
+listen loop6 {
+    bind = "[::1]:8071"
+    upstream = "127.0.0.1:80"
+}
+listen v4all {
+    bind = "[::ffff:0.0.0.0]:8071"
+    v6only = false
+    upstream = "127.0.0.1:80"
+}
+listen any0 {
+    bind = "[::]:0"
+    v6only = false
+    upstream = "127.0.0.1:80"
+}
+listen loop0 {
+    bind = "[::1]:0"
+    upstream = "127.0.0.1:80"
+}
+""")
+    st, out, err = run_relay(["-t", "-c", path])
+    expect_eq(st, 0, "exit status of relay64 -t -c coexist.conf (stderr %r)" % err)
+    expect_match(r"^(relay64: )?configuration OK$", out + err, "-t says 'configuration OK'")
+    port = _free_port()
+    r = Relay(config="""\
+listen v6all {
+    bind = "[::]:%d"
+    upstream = "127.0.0.1:80"
+}
+listen v4one {
+    bind = "[::ffff:127.0.0.1]:%d"
+    v6only = false
+    upstream = "127.0.0.1:80"
+}
+""" % (port, port), listeners=["v6all"])
+    r.wait_log(r"^relay64: listen v4one: listening on 127\.0\.0\.1:%d," % port,
+               what="the IPv4-mapped listener next to a v6only [::] on one port")
+
+
 if __name__ == "__main__":
-    main([case_bad_configs, case_bad_config_without_test, case_good_config])
+    main([case_bad_configs, case_bad_config_without_test, case_good_config,
+          case_binds_that_coexist, case_value_from_environment, case_text_that_is_fine])

@@ -231,6 +231,113 @@ test_equal(void)
 	CHECK(!addr_equal6(&a, &b), "different address");
 }
 
+/* "ADDR" or "ADDR%N" (N: the zone as an interface index) and a port. */
+static struct sockaddr_in6
+sin6_of(const char *s, unsigned port)
+{
+	struct sockaddr_in6	 sin6;
+	char			 host[INET6_ADDRSTRLEN + 16], *pct;
+
+	memset(&sin6, 0, sizeof(sin6));
+	sin6.sin6_family = AF_INET6;
+	sin6.sin6_port = htons((uint16_t)port);
+	snprintf(host, sizeof(host), "%s", s);
+	if ((pct = strchr(host, '%')) != NULL) {
+		*pct = '\0';
+		sin6.sin6_scope_id = (uint32_t)strtoul(pct + 1, NULL, 10);
+	}
+	if (inet_pton(AF_INET6, host, &sin6.sin6_addr) != 1)
+		abort();
+	return sin6;
+}
+
+/*
+ * Each row was checked against Linux: two sockets with SO_REUSEADDR and
+ * IPV6_V6ONLY as listener.c sets them, the first listening, then bind()
+ * and listen() of the second; every row is tried both ways round.
+ */
+static void
+test_binds_overlap(void)
+{
+	static const struct {
+		const char	*a;
+		int		 a_v6only;
+		const char	*b;
+		int		 b_v6only, want;
+	} cases[] = {
+		/* [::] takes the port on every IPv6 address, whatever v6only */
+		{ "::", 1, "::", 1, 1 },
+		{ "::", 1, "::", 0, 1 },
+		{ "::", 0, "::", 0, 1 },
+		{ "::", 1, "::1", 1, 1 },
+		{ "::", 1, "::1", 0, 1 },
+		{ "::", 0, "::1", 1, 1 },
+		{ "::", 0, "::1", 0, 1 },
+		{ "::", 1, "2001:db8::1", 1, 1 },
+		{ "::", 1, "fe80::1%2", 1, 1 },
+		{ "::", 0, "fe80::1%2", 0, 1 },
+		/* ... and on every IPv4 address only with v6only off */
+		{ "::", 1, "::ffff:127.0.0.1", 0, 0 },
+		{ "::", 1, "::ffff:0.0.0.0", 0, 0 },
+		{ "::", 0, "::ffff:127.0.0.1", 0, 1 },
+		{ "::", 0, "::ffff:0.0.0.0", 0, 1 },
+		/* IPv4-mapped binds compare as IPv4 */
+		{ "::ffff:0.0.0.0", 0, "::ffff:0.0.0.0", 0, 1 },
+		{ "::ffff:0.0.0.0", 0, "::ffff:127.0.0.1", 0, 1 },
+		{ "::ffff:127.0.0.1", 0, "::ffff:127.0.0.1", 0, 1 },
+		{ "::ffff:127.0.0.1", 0, "::ffff:127.0.0.2", 0, 0 },
+		{ "::ffff:0.0.0.0", 0, "::1", 0, 0 },
+		{ "::ffff:0.0.0.0", 0, "2001:db8::1", 1, 0 },
+		{ "::ffff:127.0.0.1", 0, "::1", 0, 0 },
+		/* one address: the same one conflicts, whatever v6only */
+		{ "::1", 1, "::1", 1, 1 },
+		{ "::1", 1, "::1", 0, 1 },
+		{ "::1", 0, "0:0::1", 0, 1 },
+		{ "2001:db8::1", 1, "2001:db8::1", 0, 1 },
+		{ "::1", 1, "2001:db8::1", 1, 0 },
+		{ "::1", 0, "2001:db8::1", 0, 0 },
+		{ "::1", 1, "fe80::1%2", 1, 0 },
+		/* link-local: one zone is one interface */
+		{ "fe80::1%2", 1, "fe80::1%2", 1, 1 },
+		{ "fe80::1%2", 1, "fe80::1%2", 0, 1 },
+		{ "fe80::1%2", 1, "fe80::1%3", 1, 0 },
+		{ "fe80::1%2", 0, "fe80::1%3", 0, 0 },
+		{ "fe80::1%2", 1, "fe80::2%2", 1, 0 },
+		/* outside link-local scope, a zone changes nothing */
+		{ "2001:db8::1%3", 1, "2001:db8::1", 1, 1 },
+		{ "2001:db8::1%3", 1, "2001:db8::1%2", 1, 1 },
+	};
+	struct sockaddr_in6	a, b;
+	size_t			i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		a = sin6_of(cases[i].a, 8064);
+		b = sin6_of(cases[i].b, 8064);
+		CHECK(addr_binds_overlap(&a, cases[i].a_v6only, &b,
+		    cases[i].b_v6only) == cases[i].want,
+		    "[%s]:8064 v6only %d, [%s]:8064 v6only %d: %s",
+		    cases[i].a, cases[i].a_v6only, cases[i].b,
+		    cases[i].b_v6only, cases[i].want ? "overlap" : "coexist");
+		CHECK(addr_binds_overlap(&b, cases[i].b_v6only, &a,
+		    cases[i].a_v6only) == cases[i].want,
+		    "[%s]:8064 v6only %d, [%s]:8064 v6only %d: %s",
+		    cases[i].b, cases[i].b_v6only, cases[i].a,
+		    cases[i].a_v6only, cases[i].want ? "overlap" : "coexist");
+	}
+	/* Port 0 never conflicts (the kernel picks a free port), nor do
+	 * two ports. */
+	a = sin6_of("::", 0);
+	b = sin6_of("::", 0);
+	CHECK(!addr_binds_overlap(&a, 0, &b, 0), "[::]:0 twice: coexist");
+	a = sin6_of("::1", 0);
+	b = sin6_of("::1", 0);
+	CHECK(!addr_binds_overlap(&a, 1, &b, 1), "[::1]:0 twice: coexist");
+	a = sin6_of("::", 8064);
+	b = sin6_of("::1", 8065);
+	CHECK(!addr_binds_overlap(&a, 0, &b, 0), "[::]:8064, [::1]:8065: "
+	    "coexist");
+}
+
 int
 main(void)
 {
@@ -242,5 +349,6 @@ main(void)
 	test_ipv4();
 	test_unmap_format();
 	test_equal();
+	test_binds_overlap();
 	return unit_result();
 }

@@ -17,6 +17,7 @@
 
 #include <event2/event.h>
 
+#include "addr.h"
 #include "admit.h"
 #include "conf.h"
 #include "listener.h"
@@ -283,6 +284,35 @@ pool_reload_match(struct pool *p, struct pool_reload *pr)
 	}
 }
 
+/*
+ * A new listener that overlaps a running one this reload lets go of (its
+ * address changed on the same port, [::] <-> [::1]) cannot be bound while
+ * the old socket holds the port, and the old one is kept until the new
+ * one is bound: say so, rather than only "Address already in use".
+ */
+static int
+pool_reload_overlap(struct pool *p, const struct listen_conf *lc, char *err,
+    size_t errlen)
+{
+	struct listener_group	*g;
+	char			 a[ADDR_STRLEN], b[ADDR_STRLEN];
+
+	TAILQ_FOREACH(g, &p->p_groups, g_entry) {
+		if (g->g_matched || !addr_binds_overlap(&g->g_addr,
+		    g->g_conf->lc_v6only, &lc->lc_bind, lc->lc_v6only))
+			continue;
+		snprintf(err, errlen, "listen %s: bind %s overlaps %s of the "
+		    "running listen %s, which this reload would replace: the "
+		    "old socket holds the port until the new one is bound, so "
+		    "changing a listener's address (or v6only) on the same "
+		    "port needs a restart", lc->lc_name, addr_format((const
+		    struct sockaddr *)&lc->lc_bind, b, sizeof(b)),
+		    listener_group_addr(g, a, sizeof(a)), g->g_conf->lc_name);
+		return -1;
+	}
+	return 0;
+}
+
 /* Bind every new listener; on failure err says which and why. */
 static int
 pool_reload_open(struct pool *p, struct pool_reload *pr, char *err,
@@ -292,8 +322,10 @@ pool_reload_open(struct pool *p, struct pool_reload *pr, char *err,
 	size_t			 i = 0;
 
 	TAILQ_FOREACH(lc, &pr->pr_conf->c_listens, lc_entry) {
-		if (pr->pr_match[i] == NULL && (pr->pr_fresh[i] =
-		    listener_group_open(lc, p->p_n, err, errlen)) == NULL)
+		if (pr->pr_match[i] == NULL &&
+		    (pool_reload_overlap(p, lc, err, errlen) == -1 ||
+		    (pr->pr_fresh[i] = listener_group_open(lc, p->p_n, err,
+		    errlen)) == NULL))
 			return -1;
 		i++;
 	}

@@ -4,6 +4,8 @@ TCP_NODELAY on both of a session's sockets."""
 
 import ctypes
 import os
+import re
+import signal
 import socket
 
 from relaytest import *
@@ -68,6 +70,30 @@ listen v6default {
 
 def _two_backends():
     return Backend(sink_source(2000)), Backend(sink_source(2000))
+
+
+def case_reload_address_same_port():
+    "a reload that moves a listener from [::]:P to [::1]:P (or flips v6only) fails and says a restart is needed"
+    be = Backend(sink_source(2000))
+    conf = """\
+listen a {
+    bind = "[%s]:%d"
+    v6only = %s
+    upstream = "%s"
+}
+"""
+    r = Relay(config=conf % ("::", 0, "true", be.addr))
+    port = r.port("a")
+    for addr, v6only in (("::1", "true"), ("::", "false")):
+        with open(r.confpath, "w") as f:
+            f.write(conf % (addr, port, v6only, be.addr))
+        before = r.log_text().count("reload failed")
+        r.send_signal(signal.SIGHUP)
+        wait_until(lambda: r.log_text().count("reload failed") > before, bound(10))
+        expect_match(r"reload failed: listen a: bind \[%s\]:%d overlaps \[::\]:%d of the running listen a, "
+                     r".*needs a restart; the running configuration stays" % (re.escape(addr), port, port),
+                     r.log_text(), "reload to [%s]:%d v6only %s: the reason" % (addr, port, v6only))
+        _session_via(r, be, "the old listener after the failed reload", listener="a")
 
 
 def case_roundrobin():
@@ -184,5 +210,5 @@ def case_nodelay():
 
 
 if __name__ == "__main__":
-    main([case_v6only_false, case_v6only_true, case_roundrobin, case_first, case_source,
+    main([case_v6only_false, case_v6only_true, case_reload_address_same_port, case_roundrobin, case_first, case_source,
           case_nodelay])

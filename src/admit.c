@@ -18,6 +18,7 @@ void
 admit_init(struct admit *a, void (*wake)(void *), void *arg)
 {
 	admit_count_init(&a->a_global, 0);
+	admit_count_init(&a->a_fds, 0);
 	a->a_wake = wake;
 	a->a_wake_arg = arg;
 }
@@ -42,6 +43,13 @@ admit_sessions(struct admit *a)
 	return admit_count_get(&a->a_global);
 }
 
+/* Descriptors held by sessions (their sockets and pipes). */
+unsigned
+admit_fds(struct admit *a)
+{
+	return admit_count_get(&a->a_fds);
+}
+
 /*
  * Whether ac has room.  A count found full is marked waited on first and
  * looked at again after: either the giver that frees a slot sees the mark
@@ -49,14 +57,15 @@ admit_sessions(struct admit *a)
  * use sequentially consistent operations, so one of the two always holds.
  */
 static int
-admit_count_room(struct admit_count *ac)
+admit_count_room(struct admit_count *ac, unsigned k)
 {
 	unsigned	max = atomic_load(&ac->ac_max);
 
-	if (max == 0 || atomic_load(&ac->ac_n) < max)
+	if (max == 0 || atomic_load(&ac->ac_n) + k <= max)
 		return 1;
 	atomic_store(&ac->ac_waited, 1);
-	return atomic_load(&ac->ac_n) < atomic_load(&ac->ac_max);
+	max = atomic_load(&ac->ac_max);
+	return max == 0 || atomic_load(&ac->ac_n) + k <= max;
 }
 
 /* A slot freed (or the bound raised): wake the paused, if any wait. */
@@ -67,29 +76,29 @@ admit_count_freed(struct admit *a, struct admit_count *ac)
 		a->a_wake(a->a_wake_arg);
 }
 
-/* Reserve one slot of ac; 0 when its bound is reached (and marked). */
+/* Reserve k of ac; 0 when its bound would be passed (and marked). */
 static int
-admit_count_take(struct admit_count *ac)
+admit_count_take(struct admit_count *ac, unsigned k)
 {
 	unsigned	n, max;
 
 	for (;;) {
 		n = atomic_load(&ac->ac_n);
 		max = atomic_load(&ac->ac_max);
-		if (max != 0 && n >= max) {
-			if (!admit_count_room(ac))
+		if (max != 0 && n + k > max) {
+			if (!admit_count_room(ac, k))
 				return 0;
 			continue;
 		}
-		if (atomic_compare_exchange_weak(&ac->ac_n, &n, n + 1))
+		if (atomic_compare_exchange_weak(&ac->ac_n, &n, n + k))
 			return 1;
 	}
 }
 
 static void
-admit_count_give(struct admit *a, struct admit_count *ac)
+admit_count_give(struct admit *a, struct admit_count *ac, unsigned k)
 {
-	atomic_fetch_sub(&ac->ac_n, 1);
+	atomic_fetch_sub(&ac->ac_n, k);
 	admit_count_freed(a, ac);
 }
 
@@ -105,6 +114,13 @@ void
 admit_set_max(struct admit *a, unsigned max)
 {
 	admit_count_set_max(a, &a->a_global, max);
+}
+
+/* The descriptors sessions may hold (derived from RLIMIT_NOFILE). */
+void
+admit_set_budget(struct admit *a, unsigned fds)
+{
+	admit_count_set_max(a, &a->a_fds, fds);
 }
 
 void
@@ -140,22 +156,33 @@ admit_gate_close(struct admit_gate *g)
 int
 admit_open(struct admit_gate *g, struct admit_count *lc)
 {
+	struct admit	*a = g->ag_admit;
+
 	if (g->ag_closed || g->ag_fdpause)
 		return 0;
-	return admit_count_room(&g->ag_admit->a_global) &&
-	    admit_count_room(lc);
+	return admit_count_room(&a->a_global, 1) &&
+	    admit_count_room(&a->a_fds, ADMIT_SESSION_FDS) &&
+	    admit_count_room(lc, 1);
 }
 
-/* Reserve one session in the global and lc's count; 0 when either is full. */
+/*
+ * Reserve one session: a slot in the global and lc's count, and its
+ * descriptors in the budget; 0 when any is full.
+ */
 int
 admit_take(struct admit_gate *g, struct admit_count *lc)
 {
 	struct admit	*a = g->ag_admit;
 
-	if (g->ag_closed || g->ag_fdpause || !admit_count_take(&a->a_global))
+	if (g->ag_closed || g->ag_fdpause || !admit_count_take(&a->a_global, 1))
 		return 0;
-	if (!admit_count_take(lc)) {
-		admit_count_give(a, &a->a_global);
+	if (!admit_count_take(&a->a_fds, ADMIT_SESSION_FDS)) {
+		admit_count_give(a, &a->a_global, 1);
+		return 0;
+	}
+	if (!admit_count_take(lc, 1)) {
+		admit_count_give(a, &a->a_fds, ADMIT_SESSION_FDS);
+		admit_count_give(a, &a->a_global, 1);
 		return 0;
 	}
 	return 1;
@@ -167,8 +194,36 @@ admit_give(struct admit_gate *g, struct admit_count *lc)
 {
 	struct admit	*a = g->ag_admit;
 
-	admit_count_give(a, lc);
-	admit_count_give(a, &a->a_global);
+	admit_count_give(a, lc, 1);
+	admit_count_give(a, &a->a_fds, ADMIT_SESSION_FDS);
+	admit_count_give(a, &a->a_global, 1);
+}
+
+/*
+ * Room in the budget for a splice pipe?  Pipes may use the budget only
+ * while a quarter of it stays free for new sessions; beyond, a bulk
+ * direction copies.  Nobody waits for a pipe, so nothing is marked.
+ */
+int
+admit_pipe_take(struct admit_gate *g)
+{
+	struct admit_count	*ac = &g->ag_admit->a_fds;
+	unsigned		 n, max;
+
+	do {
+		n = atomic_load(&ac->ac_n);
+		max = atomic_load(&ac->ac_max);
+		if (max != 0 && n + ADMIT_PIPE_FDS > max - max / 4)
+			return 0;
+	} while (!atomic_compare_exchange_weak(&ac->ac_n, &n,
+	    n + ADMIT_PIPE_FDS));
+	return 1;
+}
+
+void
+admit_pipe_give(struct admit_gate *g)
+{
+	admit_count_give(g->ag_admit, &g->ag_admit->a_fds, ADMIT_PIPE_FDS);
 }
 
 /*

@@ -2,9 +2,10 @@
  * admit.h: whether a client may be accepted now.
  *
  * This one room decides it.  It holds the bounded counts that workers
- * share (max-connections across every listener, and each listener's own)
- * and each worker's gate (closed once the worker stops accepting, paused
- * for a while after running out of descriptors).  A slot is taken before
+ * share (max-connections across every listener, each listener's own, and
+ * the descriptor budget: what RLIMIT_NOFILE leaves for sessions) and each
+ * worker's gate (closed once the worker stops accepting, paused for a
+ * while after running out of descriptors all the same).  A slot is taken before
  * each accept, so that no two workers can both take the last one, and is
  * given back when the session ends (or the accept found nobody).
  *
@@ -34,9 +35,14 @@ struct admit_count {
 	atomic_int		 ac_waited;	/* found full by a worker */
 };
 
+/* Descriptors a session holds (client, upstream), and a splice pipe. */
+#define ADMIT_SESSION_FDS	2
+#define ADMIT_PIPE_FDS		2
+
 /* The process's admission: shared by every worker. */
 struct admit {
-	struct admit_count	 a_global;	/* max-connections */
+	struct admit_count	 a_global;	/* sessions: max-connections */
+	struct admit_count	 a_fds;		/* descriptors: the budget */
 	void			(*a_wake)(void *);	/* re-arm every worker */
 	void			*a_wake_arg;
 };
@@ -57,7 +63,9 @@ void		admit_count_set_max(struct admit *, struct admit_count *,
 		    unsigned max);
 unsigned	admit_count_get(struct admit_count *);
 void		admit_set_max(struct admit *, unsigned max);
+void		admit_set_budget(struct admit *, unsigned fds);
 unsigned	admit_sessions(struct admit *);
+unsigned	admit_fds(struct admit *);
 
 void		admit_gate_init(struct admit_gate *, struct admit *,
 		    struct event_base *, void (*rearm)(void *), void *);
@@ -68,5 +76,7 @@ int		admit_open(struct admit_gate *, struct admit_count *);
 int		admit_take(struct admit_gate *, struct admit_count *);
 void		admit_give(struct admit_gate *, struct admit_count *);
 void		admit_fd_exhausted(struct admit_gate *);
+int		admit_pipe_take(struct admit_gate *);
+void		admit_pipe_give(struct admit_gate *);
 
 #endif

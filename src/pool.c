@@ -4,6 +4,7 @@
 #include "config.h"
 
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 
 #include <errno.h>
 #include <pthread.h>
@@ -28,6 +29,17 @@
 
 /* Seconds a reload waits for the workers to apply it. */
 #define POOL_APPLY_WAIT	10
+
+/*
+ * Descriptors the process holds itself, for the budget: stdio, the control
+ * loop (epoll, signal pair, the workers' done eventfd), the notification
+ * and syslog sockets, and a few to spare; per worker its epoll and mailbox
+ * and a resolver's sockets (one per name server, three at most in
+ * resolv.conf); per worker and listener a listening socket; and what a
+ * reload needs to open one new listener and read the file.
+ */
+#define POOL_FDS_FIXED		13
+#define POOL_FDS_WORKER		6
 
 static void	pool_done(evutil_socket_t, short, void *);
 static void	pool_wake(void *);
@@ -113,6 +125,39 @@ pool_settings(struct pool *p, const struct conf *conf)
 	admit_set_max(&p->p_admit, (unsigned)conf->c_max_conns);
 }
 
+/*
+ * The descriptor budget, derived at start and at each reload from
+ * RLIMIT_NOFILE: what is left after what the process holds itself goes to
+ * sessions (two descriptors each) and splice pipes (admit.c).  Said at
+ * start and whenever it changes.
+ */
+static void
+pool_budget(struct pool *p, const struct conf *conf)
+{
+	struct rlimit	rl;
+	unsigned long	limit = 1024, held, fds;
+	unsigned	sessions;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
+		limit = rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > (1UL << 30) ?
+		    (1UL << 30) : (unsigned long)rl.rlim_cur;
+	held = POOL_FDS_FIXED + p->p_n * (POOL_FDS_WORKER +
+	    pool_listeners(p)) + p->p_n + 1;
+	fds = limit > held ? limit - held : 0;
+	sessions = (unsigned)(fds / ADMIT_SESSION_FDS);
+	admit_set_budget(&p->p_admit, sessions * ADMIT_SESSION_FDS);
+	if (sessions != p->p_budget) {
+		log_notice("descriptor limit %lu: room for %u sessions", limit,
+		    sessions);
+		p->p_budget = sessions;
+	}
+	if ((unsigned)conf->c_max_conns > sessions)
+		log_warnx("max-connections %d is more than the descriptor "
+		    "limit %lu has room for: at most %u sessions at once (raise "
+		    "LimitNOFILE= or ulimit -n)", conf->c_max_conns, limit,
+		    sessions);
+}
+
 static void
 pool_log_group(struct listener_group *g, const char *what)
 {
@@ -163,6 +208,7 @@ pool_start(struct pool *p, struct event_base *base, const struct conf *conf)
 
 	p->p_base = base;
 	pool_settings(p, conf);
+	pool_budget(p, conf);
 	if ((p->p_donefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) == -1)
 		fatal("eventfd");
 	event_assign(&p->p_done_ev, base, p->p_donefd, EV_READ | EV_PERSIST,
@@ -394,6 +440,7 @@ pool_reload_commit(struct pool *p, struct pool_reload *pr)
 		i++;
 	}
 	TAILQ_CONCAT(&p->p_groups, &keep, g_entry);
+	pool_budget(p, pr->pr_conf);
 }
 
 /*

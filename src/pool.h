@@ -31,6 +31,7 @@ struct pool {
 	int			 p_once;
 	struct admit		 p_admit;	/* what every worker asks */
 	struct worker_settings	 p_settings;	/* of the running configuration */
+	unsigned		 p_budget;	/* sessions the descriptors allow */
 	struct event_base	*p_base;	/* the control loop */
 	int			 p_donefd;	/* eventfd: workers that ended */
 	struct event		 p_done_ev;

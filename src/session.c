@@ -126,7 +126,7 @@ session_start(struct session_home *h, struct listener *l,
 		    sizeof(client)), h->sh_index);
 	}
 	upstream_attempt_start(&s->s_attempt, lc, first_upstream, s->s_id,
-	    h->sh_base, &h->sh_resolver, session_connected, s);
+	    h->sh_base, &h->sh_resolver, h->sh_gate, session_connected, s);
 }
 
 /* upstream.c's completion: the upstream is connected (fd), or none is. */
@@ -135,11 +135,9 @@ session_connected(void *arg, int fd, int err, const char *reason)
 {
 	struct session	*s = arg;
 
+	(void)err;
 	assert(s->s_state == SESSION_CONNECTING);
 	if (fd == -1) {
-		if (err == EMFILE || err == ENFILE || err == ENOBUFS ||
-		    err == ENOMEM)
-			admit_fd_exhausted(s->s_home->sh_gate);
 		session_close(s, 0, "%s", reason);
 		return;
 	}
@@ -356,6 +354,26 @@ flow_flush(struct flow *f)
 }
 
 /*
+ * A bulk direction asks for a pipe: 0 when it has one, -1 when the budget
+ * has no room for one or none can be had (then it copies for good).
+ */
+static int
+flow_pipe(struct flow *f)
+{
+	struct admit_gate	*g = f->f_sess->s_home->sh_gate;
+
+	f->f_nopipe = 1;
+	if (!admit_pipe_take(g))
+		return -1;
+	if (splice_start(&f->f_pipe) == -1) {
+		admit_pipe_give(g);
+		return -1;
+	}
+	f->f_nopipe = 0;
+	return 0;
+}
+
+/*
  * The copying path: read into the worker's scratch buffer and write
  * straight on; only what the destination does not take is kept.  A read
  * that fills the whole buffer means bulk: the direction takes a pipe
@@ -386,12 +404,9 @@ flow_copy(struct flow *f)
 			return -1;
 		if (f->f_len > 0 || n < SESSION_SCRATCH)
 			return 0;
-		if (f->f_sess->s_home->sh_splice && !f->f_nopipe) {
-			if (splice_start(&f->f_pipe) == -1)
-				f->f_nopipe = 1;	/* copy for good */
-			else
-				return 0;	/* bulk: zero-copy from now */
-		}
+		if (f->f_sess->s_home->sh_splice && !f->f_nopipe &&
+		    flow_pipe(f) == 0)
+			return 0;	/* bulk: zero-copy from now */
 	}
 	return 0;
 }
@@ -469,7 +484,10 @@ flow_clear(struct flow *f)
 		event_del(&f->f_wev);
 	free(f->f_buf);
 	f->f_buf = NULL;
-	splice_stop(&f->f_pipe);
+	if (splice_pipe_open(&f->f_pipe)) {
+		splice_stop(&f->f_pipe);
+		admit_pipe_give(f->f_sess->s_home->sh_gate);
+	}
 }
 
 /* Close a socket; with abort, as a reset (RST), so the peer learns fast. */

@@ -18,12 +18,17 @@
 #include <event2/util.h>
 
 #include "addr.h"
+#include "admit.h"
 #include "conf.h"
 #include "log.h"
 #include "upstream.h"
 
+/* How soon a connect that found no descriptor tries again. */
+#define UPSTREAM_FD_RETRY_MS	100
+
 static void	upstream_attempt_next(void *);
 static void	upstream_connected(evutil_socket_t, short, void *);
+static void	upstream_retry(evutil_socket_t, short, void *);
 
 void
 upstream_resolver_init(struct upstream_resolver *ur, struct event_base *base)
@@ -175,14 +180,16 @@ void
 upstream_attempt_start(struct upstream_attempt *ua,
     const struct listen_conf *lc, size_t start, uint64_t id,
     struct event_base *base, struct upstream_resolver *res,
-    upstream_done_fn *done, void *arg)
+    struct admit_gate *gate, upstream_done_fn *done, void *arg)
 {
 	ua->ua_lc = lc;
 	ua->ua_id = id;
 	ua->ua_base = base;
+	ua->ua_gate = gate;
 	ua->ua_fd = -1;
 	ua->ua_lasterr = 0;
 	memset(&ua->ua_addr, 0, sizeof(ua->ua_addr));
+	memset(&ua->ua_ev, 0, sizeof(ua->ua_ev));
 	ua->ua_done = done;
 	ua->ua_arg = arg;
 	upstream_iter_init(&ua->ua_it, lc, start, res, upstream_attempt_next,
@@ -195,11 +202,33 @@ void
 upstream_attempt_cancel(struct upstream_attempt *ua)
 {
 	upstream_iter_clear(&ua->ua_it);
-	if (ua->ua_fd != -1) {
+	if (event_initialized(&ua->ua_ev))
 		event_del(&ua->ua_ev);
+	if (ua->ua_fd != -1) {
 		close(ua->ua_fd);
 		ua->ua_fd = -1;
 	}
+}
+
+static int64_t
+upstream_now(void)
+{
+	struct timespec	ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static struct timeval
+upstream_tv(int64_t ns)
+{
+	struct timeval	tv;
+
+	if (ns < 0)
+		ns = 0;
+	tv.tv_sec = (time_t)(ns / 1000000000);
+	tv.tv_usec = (suseconds_t)(ns % 1000000000 / 1000);
+	return tv;
 }
 
 /* The attempt's last act: report, after which ua may be reused. */
@@ -249,15 +278,55 @@ upstream_attempt_exhausted(struct upstream_attempt *ua)
 	upstream_attempt_end(ua, -1, err, reason);
 }
 
+/*
+ * Connect to ua_addr.  Returns 1 when the connect is under way (or waits
+ * for a descriptor, or the attempt ended), 0 when the address failed and
+ * the next one is to be tried.
+ */
+static int
+upstream_attempt_try(struct upstream_attempt *ua)
+{
+	const struct listen_conf *lc = ua->ua_lc;
+	struct timeval		 tv;
+	char			 reason[128];
+	int			 err;
+
+	err = upstream_connect(&ua->ua_addr,
+	    lc->lc_has_source ? &lc->lc_source : NULL, &ua->ua_fd);
+	if (err == 0) {
+		tv = upstream_tv(ua->ua_deadline - upstream_now());
+		event_assign(&ua->ua_ev, ua->ua_base, ua->ua_fd, EV_WRITE,
+		    upstream_connected, ua);
+		event_add(&ua->ua_ev, &tv);
+		return 1;
+	}
+	if (err == EMFILE || err == ENFILE || err == ENOBUFS ||
+	    err == ENOMEM) {
+		/* Another cause took the descriptors: wait for one. */
+		admit_fd_exhausted(ua->ua_gate);
+		if (upstream_now() + (int64_t)UPSTREAM_FD_RETRY_MS * 1000000 <
+		    ua->ua_deadline) {
+			tv = upstream_tv((int64_t)UPSTREAM_FD_RETRY_MS *
+			    1000000);
+			evtimer_assign(&ua->ua_ev, ua->ua_base, upstream_retry,
+			    ua);
+			evtimer_add(&ua->ua_ev, &tv);
+			return 1;
+		}
+		snprintf(reason, sizeof(reason), "cannot connect: %s",
+		    strerror(err));
+		upstream_attempt_end(ua, -1, err, reason);
+		return 1;
+	}
+	upstream_attempt_failed(ua, err);
+	return 0;
+}
+
 /* Try addresses until one connect is under way, or none is left. */
 static void
 upstream_attempt_next(void *arg)
 {
 	struct upstream_attempt	*ua = arg;
-	const struct listen_conf *lc = ua->ua_lc;
-	struct timeval		 tv = { lc->lc_connect_timeout, 0 };
-	char			 reason[128];
-	int			 err;
 
 	for (;;) {
 		switch (upstream_next(&ua->ua_it, &ua->ua_addr)) {
@@ -269,22 +338,23 @@ upstream_attempt_next(void *arg)
 		case UPSTREAM_TRY:
 			break;
 		}
-		err = upstream_connect(&ua->ua_addr,
-		    lc->lc_has_source ? &lc->lc_source : NULL, &ua->ua_fd);
-		if (err == 0)
-			break;
-		if (err == EMFILE || err == ENFILE || err == ENOBUFS ||
-		    err == ENOMEM) {
-			snprintf(reason, sizeof(reason), "cannot connect: %s",
-			    strerror(err));
-			upstream_attempt_end(ua, -1, err, reason);
+		ua->ua_deadline = upstream_now() +
+		    (int64_t)ua->ua_lc->lc_connect_timeout * 1000000000;
+		if (upstream_attempt_try(ua))
 			return;
-		}
-		upstream_attempt_failed(ua, err);
 	}
-	event_assign(&ua->ua_ev, ua->ua_base, ua->ua_fd, EV_WRITE,
-	    upstream_connected, ua);
-	event_add(&ua->ua_ev, &tv);
+}
+
+/* A descriptor may be free again: the same address once more. */
+static void
+upstream_retry(evutil_socket_t fd, short what, void *arg)
+{
+	struct upstream_attempt	*ua = arg;
+
+	(void)fd;
+	(void)what;
+	if (!upstream_attempt_try(ua))
+		upstream_attempt_next(ua);
 }
 
 static void

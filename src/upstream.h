@@ -5,7 +5,9 @@
  * balance mode says, expanding host names into their IPv4 addresses
  * (resolved asynchronously), and connects to one address at a time, each
  * with the listener's connect-timeout; a refused, unreachable or timed
- * out address passes on to the next.  The attempt ends by calling its
+ * out address passes on to the next.  When no socket can be had (out of
+ * descriptors), the attempt waits and tries the same address again within
+ * its connect-timeout, and the worker stops accepting meanwhile.  The attempt ends by calling its
  * completion callback once: with the connected socket, or with -1 and
  * why no upstream could be reached.
  *
@@ -21,6 +23,7 @@
 
 #include <event2/event_struct.h>
 
+struct admit_gate;
 struct listen_conf;
 struct event_base;
 struct evdns_base;
@@ -70,6 +73,8 @@ struct upstream_attempt {
 	const struct listen_conf *ua_lc;
 	uint64_t		 ua_id;		/* the session's, for its logs */
 	struct event_base	*ua_base;
+	struct admit_gate	*ua_gate;	/* paused when out of fds */
+	int64_t			 ua_deadline;	/* of this address, monotonic ns */
 	int			 ua_fd;		/* -1 between tries */
 	int			 ua_lasterr;
 	struct sockaddr_in	 ua_addr;	/* being tried, or connected */
@@ -83,7 +88,7 @@ void	upstream_resolver_free(struct upstream_resolver *);
 void	upstream_attempt_start(struct upstream_attempt *,
 	    const struct listen_conf *, size_t start, uint64_t id,
 	    struct event_base *, struct upstream_resolver *,
-	    upstream_done_fn *, void *);
+	    struct admit_gate *, upstream_done_fn *, void *);
 void	upstream_attempt_cancel(struct upstream_attempt *);
 
 int	upstream_connect(const struct sockaddr_in *, const struct sockaddr_in *,

@@ -50,13 +50,21 @@ struct options {
 
 static int	signals_seen;
 
-/* What the control loop's handlers work on. */
+#define NSIGNALS	3
+
+/* What main()'s steps and the control loop's handlers work on. */
 static struct {
 	struct options	*r_opts;
 	struct conf	*r_conf;
+	const char	*r_user;	/* to drop to; NULL: stay */
+	uid_t		 r_uid;
+	gid_t		 r_gid;
 	struct pool	*r_pool;
+	struct event_base *r_base;	/* the control loop */
+	struct event	*r_sigs[NSIGNALS];
 	struct event	*r_watchdog;
 	int		 r_stopping;
+	int		 r_pidfile;	/* written */
 } relay;
 
 static void
@@ -176,15 +184,6 @@ parse_options(int argc, char *argv[], struct options *o)
 	}
 }
 
-/* Give back what start-up opened before it failed; returns status. */
-static int
-startup_abort(struct pool *p, struct conf *conf, int status)
-{
-	pool_free(p);
-	conf_free(conf);
-	return status;
-}
-
 static void
 status_ready(void)
 {
@@ -274,127 +273,192 @@ watchdog_ping(evutil_socket_t fd, short what, void *arg)
 		notify("WATCHDOG=1");
 }
 
-int
-main(int argc, char *argv[])
-{
-	struct options	 o;
-	struct conf	*conf;
-	struct pool	*pool;
-	struct event_base *base;
-	struct event	*sigs[3];
-	struct timeval	 tv;
-	uint64_t	 wd;
-	char		 err[CONF_ERRLEN];
-	const char	*user;
-	size_t		 i;
-	uid_t		 uid = 0;
-	gid_t		 gid = 0;
-	int		 nargs;
+/*
+ * The steps of main(): the command line and the configuration, test
+ * mode, start-up (log, limits, bind, detach, pid file, drop), the control
+ * loop, shutdown.  Each returns an exit status, 0 to go on.
+ */
 
-	parse_options(argc, argv, &o);
-	nargs = argc - optind;
+/* Parse the command line and load the configuration (or the ad-hoc form). */
+static int
+setup_conf(struct options *o, int nargs, char *args[])
+{
+	struct conf	*conf;
+	char		 err[CONF_ERRLEN];
+
 	if (nargs == 2) {
-		if (o.o_config != NULL)
+		if (o->o_config != NULL)
 			usage_error("LISTEN UPSTREAM and -c exclude each other");
-		conf = conf_adhoc(argv[optind], argv[optind + 1], o.o_proxy,
-		    err, sizeof(err));
+		conf = conf_adhoc(args[0], args[1], o->o_proxy, err,
+		    sizeof(err));
 	} else if (nargs == 0) {
-		if (o.o_proxy != NULL)
+		if (o->o_proxy != NULL)
 			usage_error("--proxy-protocol applies to the ad-hoc "
 			    "form; use proxy-protocol in the configuration");
-		conf = conf_load(o.o_config ? o.o_config :
+		conf = conf_load(o->o_config ? o->o_config :
 		    SYSCONFDIR "/relay64.conf", err, sizeof(err));
 	} else if (nargs == 1)
-		usage_error("UPSTREAM missing after LISTEN \"%s\"",
-		    argv[optind]);
+		usage_error("UPSTREAM missing after LISTEN \"%s\"", args[0]);
 	else
-		usage_error("too many arguments: \"%s\"", argv[optind + 2]);
+		usage_error("too many arguments: \"%s\"", args[2]);
 	if (conf == NULL) {
 		fprintf(stderr, "relay64: %s\n", err);
 		return EXIT_USAGE;
 	}
-	if (o.o_level != -1)
-		conf->c_log_level = o.o_level;
-	user = o.o_user ? o.o_user : conf->c_user;
-	if (user != NULL && proc_lookup_user(user, &uid, &gid, err,
-	    sizeof(err)) == -1) {
-		if (o.o_user != NULL)
+	if (o->o_level != -1)
+		conf->c_log_level = o->o_level;
+	relay.r_conf = conf;
+	relay.r_user = o->o_user ? o->o_user : conf->c_user;
+	if (relay.r_user != NULL && proc_lookup_user(relay.r_user,
+	    &relay.r_uid, &relay.r_gid, err, sizeof(err)) == -1) {
+		if (o->o_user != NULL)
 			fprintf(stderr, "relay64: --user: %s\n", err);
 		else
 			fprintf(stderr, "relay64: %s:%d: %s\n", conf->c_file,
 			    conf->c_user_line, err);
-		conf_free(conf);
 		return EXIT_USAGE;
 	}
-	if (o.o_test) {
-		conf_print(conf, stdout);
-		puts("configuration OK");
-		conf_free(conf);
-		return 0;
-	}
+	return 0;
+}
 
-	log_init(conf->c_log_level, o.o_syslog || o.o_daemon);
+/* -t: print the effective listeners; nothing is bound. */
+static int
+test_print(void)
+{
+	conf_print(relay.r_conf, stdout);
+	puts("configuration OK");
+	return 0;
+}
+
+/*
+ * Start-up, in this order: logging, the descriptor limit, binding (or
+ * taking passed sockets) while still privileged, detaching and the pid
+ * file, then the privilege drop.
+ */
+static int
+startup(void)
+{
+	struct options	*o = relay.r_opts;
+	struct conf	*conf = relay.r_conf;
+	char		 err[CONF_ERRLEN];
+
+	log_init(conf->c_log_level, o->o_syslog || o->o_daemon);
 	notify_init();
 	signal(SIGPIPE, SIG_IGN);
 	if (proc_raise_nofile() == -1)
 		log_warn("cannot raise the descriptor limit");
 
-	/* Bind first (or take passed sockets), while still privileged. */
 	activation_init();
-	pool = pool_new(conf->c_workers > 0 ? (size_t)conf->c_workers :
-	    pool_default_workers(), o.o_once);
-	if (pool_bind(pool, conf, err, sizeof(err)) == -1) {
+	relay.r_pool = pool_new(conf->c_workers > 0 ?
+	    (size_t)conf->c_workers : pool_default_workers(), o->o_once);
+	if (pool_bind(relay.r_pool, conf, err, sizeof(err)) == -1) {
 		log_error("%s", err);
 		activation_done();
-		return startup_abort(pool, conf, EXIT_RUNTIME);
+		return EXIT_RUNTIME;
 	}
 	activation_done();
-	if (o.o_daemon && (proc_daemonize(err, sizeof(err)) == -1 ||
-	    proc_pidfile_write(o.o_pidfile, err, sizeof(err)) == -1))
-		fatalx("%s", err);
-	/* A drop that fails will fail again: exit 2, which is not restarted. */
-	if (user != NULL && proc_drop(user, uid, gid, err, sizeof(err)) == -1) {
-		log_error("%s: refusing to run on", err);
-		return startup_abort(pool, conf, EXIT_USAGE);
+	if (o->o_daemon) {
+		if (proc_daemonize(err, sizeof(err)) == -1 ||
+		    proc_pidfile_write(o->o_pidfile, err, sizeof(err)) == -1)
+			fatalx("%s", err);
+		relay.r_pidfile = 1;
 	}
+	/* A drop that fails will fail again: exit 2, which is not restarted. */
+	if (relay.r_user != NULL && proc_drop(relay.r_user, relay.r_uid,
+	    relay.r_gid, err, sizeof(err)) == -1) {
+		log_error("%s: refusing to run on", err);
+		return EXIT_USAGE;
+	}
+	return 0;
+}
 
-	/* The control loop: signals, reload, watchdog; workers relay. */
-	if ((base = event_base_new()) == NULL)
+/* The signals the control loop handles. */
+static const struct {
+	int			 cs_sig;
+	event_callback_fn	 cs_fn;
+} control_signals[] = {
+	{ SIGTERM,	signal_stop },
+	{ SIGINT,	signal_stop },
+	{ SIGHUP,	signal_reload },
+};
+_Static_assert(sizeof(control_signals) / sizeof(control_signals[0]) ==
+    NSIGNALS, "NSIGNALS: one event per handled signal");
+
+/* The control loop: signals, reload, watchdog; the workers relay. */
+static int
+control_loop(void)
+{
+	struct timeval	 tv;
+	uint64_t	 wd;
+	size_t		 i;
+
+	if ((relay.r_base = event_base_new()) == NULL)
 		fatalx("cannot create the event loop");
-	sigs[0] = evsignal_new(base, SIGTERM, signal_stop, pool);
-	sigs[1] = evsignal_new(base, SIGINT, signal_stop, pool);
-	sigs[2] = evsignal_new(base, SIGHUP, signal_reload, pool);
-	for (i = 0; i < 3; i++)
-		if (sigs[i] == NULL || evsignal_add(sigs[i], NULL) == -1)
+	for (i = 0; i < NSIGNALS; i++) {
+		relay.r_sigs[i] = evsignal_new(relay.r_base,
+		    control_signals[i].cs_sig, control_signals[i].cs_fn,
+		    relay.r_pool);
+		if (relay.r_sigs[i] == NULL ||
+		    evsignal_add(relay.r_sigs[i], NULL) == -1)
 			fatalx("cannot install signal handlers");
-	relay.r_opts = &o;
-	relay.r_conf = conf;
-	relay.r_pool = pool;
-	pool_start(pool, base, conf);
+	}
+	pool_start(relay.r_pool, relay.r_base, relay.r_conf);
 	if ((wd = notify_watchdog_usec()) != 0) {
 		/* Ping at half the interval, if every worker answers. */
 		tv.tv_sec = (time_t)(wd / 2 / 1000000);
 		tv.tv_usec = (suseconds_t)(wd / 2 % 1000000);
-		relay.r_watchdog = event_new(base, -1, EV_PERSIST,
-		    watchdog_ping, pool);
+		relay.r_watchdog = event_new(relay.r_base, -1, EV_PERSIST,
+		    watchdog_ping, relay.r_pool);
 		if (relay.r_watchdog == NULL ||
 		    event_add(relay.r_watchdog, &tv) == -1)
 			fatalx("cannot start the watchdog timer");
 	}
 	status_ready();
 
-	if (event_base_dispatch(base) == -1)
+	if (event_base_dispatch(relay.r_base) == -1)
 		log_error("event loop failed");
-	pool_free(pool);
-	log_notice("stopped");
-
-	if (relay.r_watchdog != NULL)
-		event_free(relay.r_watchdog);
-	for (i = 0; i < 3; i++)
-		event_free(sigs[i]);
-	event_base_free(base);
-	conf_free(relay.r_conf);
-	if (o.o_daemon)
-		proc_pidfile_remove(o.o_pidfile);
 	return 0;
+}
+
+/*
+ * The one way out, whatever step ended: every worker has ended (or none
+ * started); free what the steps made, remove the pid file.
+ */
+static int
+shutdown_all(int status)
+{
+	size_t	i;
+
+	if (relay.r_pool != NULL)
+		pool_free(relay.r_pool);
+	if (relay.r_base != NULL) {
+		log_notice("stopped");
+		if (relay.r_watchdog != NULL)
+			event_free(relay.r_watchdog);
+		for (i = 0; i < NSIGNALS; i++)
+			if (relay.r_sigs[i] != NULL)
+				event_free(relay.r_sigs[i]);
+		event_base_free(relay.r_base);
+	}
+	conf_free(relay.r_conf);
+	if (relay.r_pidfile && status == 0)
+		proc_pidfile_remove(relay.r_opts->o_pidfile);
+	return status;
+}
+
+int
+main(int argc, char *argv[])
+{
+	struct options	o;
+	int		status;
+
+	parse_options(argc, argv, &o);
+	relay.r_opts = &o;
+	if ((status = setup_conf(&o, argc - optind, argv + optind)) == 0) {
+		if (o.o_test)
+			status = test_print();
+		else if ((status = startup()) == 0)
+			status = control_loop();
+	}
+	return shutdown_all(status);
 }

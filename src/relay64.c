@@ -50,7 +50,7 @@ struct options {
 
 static int	signals_seen;
 
-#define NSIGNALS	3
+#define NSIGNALS	5
 
 /* What main()'s steps and the control loop's handlers work on. */
 static struct {
@@ -263,6 +263,19 @@ signal_reload(evutil_socket_t sig, short what, void *arg)
 	status_ready();
 }
 
+/*
+ * SIGUSR1 and SIGUSR2 have no job yet: a signal sent to ask for one must
+ * not kill the relay (their default action) nor touch its sessions.
+ */
+static void
+signal_nothing(evutil_socket_t sig, short what, void *arg)
+{
+	(void)what;
+	(void)arg;
+	log_notice("%s: nothing to report yet",
+	    sig == SIGUSR1 ? "SIGUSR1" : "SIGUSR2");
+}
+
 /* Ping the service manager only while every worker's loop answers. */
 static void
 watchdog_ping(evutil_socket_t fd, short what, void *arg)
@@ -345,6 +358,9 @@ startup(void)
 	log_init(conf->c_log_level, o->o_syslog || o->o_daemon);
 	notify_init();
 	signal(SIGPIPE, SIG_IGN);
+	/* Harmless from the start; the control loop logs them. */
+	signal(SIGUSR1, SIG_IGN);
+	signal(SIGUSR2, SIG_IGN);
 	if (proc_raise_nofile() == -1)
 		log_warn("cannot raise the descriptor limit");
 
@@ -380,6 +396,8 @@ static const struct {
 	{ SIGTERM,	signal_stop },
 	{ SIGINT,	signal_stop },
 	{ SIGHUP,	signal_reload },
+	{ SIGUSR1,	signal_nothing },
+	{ SIGUSR2,	signal_nothing },
 };
 _Static_assert(sizeof(control_signals) / sizeof(control_signals[0]) ==
     NSIGNALS, "NSIGNALS: one event per handled signal");

@@ -64,7 +64,6 @@ static struct {
 	struct event	*r_sigs[NSIGNALS];
 	struct event	*r_watchdog;
 	int		 r_stopping;
-	int		 r_pidfile;	/* written */
 } relay;
 
 static void
@@ -92,7 +91,7 @@ usage(FILE *fp)
 	    "      --pidfile FILE    pid file for --daemon (default %s)\n"
 	    "  -V, --version         print the version and exit\n"
 	    "  -h, --help            print this help and exit\n",
-	    SYSCONFDIR "/relay64.conf", RUNSTATEDIR "/relay64.pid");
+	    SYSCONFDIR "/relay64.conf", RUNSTATEDIR "/relay64/relay64.pid");
 }
 
 static void __attribute__((noreturn, format(printf, 1, 2)))
@@ -130,7 +129,7 @@ parse_options(int argc, char *argv[], struct options *o)
 
 	memset(o, 0, sizeof(*o));
 	o->o_level = -1;
-	o->o_pidfile = RUNSTATEDIR "/relay64.pid";
+	o->o_pidfile = RUNSTATEDIR "/relay64/relay64.pid";
 	opterr = 0;
 	while ((ch = getopt_long(argc, argv, ":c:tu:1l:p:sdVh", longopts,
 	    NULL)) != -1) {
@@ -346,7 +345,9 @@ test_print(void)
 /*
  * Start-up, in this order: logging, the descriptor limit, binding (or
  * taking passed sockets) while still privileged, detaching and the pid
- * file, then the privilege drop.
+ * file, then the privilege drop.  With -d, the process that was started
+ * waits until the daemon is ready (see control_loop()) or has failed,
+ * and exits with its status; until then the daemon logs to stderr too.
  */
 static int
 startup(void)
@@ -356,6 +357,7 @@ startup(void)
 	char		 err[CONF_ERRLEN];
 
 	log_init(conf->c_log_level, o->o_syslog || o->o_daemon);
+	log_stderr_too(o->o_daemon);
 	notify_init();
 	signal(SIGPIPE, SIG_IGN);
 	/* Harmless from the start; the control loop logs them. */
@@ -363,6 +365,12 @@ startup(void)
 	signal(SIGUSR2, SIG_IGN);
 	if (proc_raise_nofile() == -1)
 		log_warn("cannot raise the descriptor limit");
+	if (o->o_daemon && proc_pidfile_prepare(o->o_pidfile, relay.r_user,
+	    relay.r_user ? relay.r_uid : geteuid(),
+	    relay.r_user ? relay.r_gid : getegid(), err, sizeof(err)) == -1) {
+		log_error("%s", err);
+		return EXIT_RUNTIME;
+	}
 
 	activation_init();
 	relay.r_pool = pool_new(conf->c_workers > 0 ?
@@ -373,11 +381,10 @@ startup(void)
 		return EXIT_RUNTIME;
 	}
 	activation_done();
-	if (o->o_daemon) {
-		if (proc_daemonize(err, sizeof(err)) == -1 ||
-		    proc_pidfile_write(o->o_pidfile, err, sizeof(err)) == -1)
-			fatalx("%s", err);
-		relay.r_pidfile = 1;
+	if (o->o_daemon && (proc_daemonize(err, sizeof(err)) == -1 ||
+	    proc_pidfile_write(err, sizeof(err)) == -1)) {
+		log_error("%s", err);
+		return EXIT_RUNTIME;
 	}
 	/* A drop that fails will fail again: exit 2, which is not restarted. */
 	if (relay.r_user != NULL && proc_drop(relay.r_user, relay.r_uid,
@@ -432,6 +439,9 @@ control_loop(void)
 			fatalx("cannot start the watchdog timer");
 	}
 	status_ready();
+	/* Where READY=1 went, -d lets the process that started it exit 0. */
+	log_stderr_too(0);
+	proc_daemon_ready(0);
 
 	if (event_base_dispatch(relay.r_base) == -1)
 		log_error("event loop failed");
@@ -440,7 +450,8 @@ control_loop(void)
 
 /*
  * The one way out, whatever step ended: every worker has ended (or none
- * started); free what the steps made, remove the pid file.
+ * started); free what the steps made, remove the pid file, and with -d
+ * pass a start-up failure's status on to the process waiting for it.
  */
 static int
 shutdown_all(int status)
@@ -459,8 +470,8 @@ shutdown_all(int status)
 		event_base_free(relay.r_base);
 	}
 	conf_free(relay.r_conf);
-	if (relay.r_pidfile && status == 0)
-		proc_pidfile_remove(relay.r_opts->o_pidfile);
+	proc_pidfile_remove();
+	proc_daemon_ready(status);
 	return status;
 }
 

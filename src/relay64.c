@@ -56,6 +56,7 @@ static int	signals_seen;
 static struct {
 	struct options	*r_opts;
 	struct conf	*r_conf;
+	char		*r_reload;	/* the file to reload, absolute */
 	const char	*r_user;	/* to drop to; NULL: stay */
 	uid_t		 r_uid;
 	gid_t		 r_gid;
@@ -226,16 +227,16 @@ signal_reload(evutil_socket_t sig, short what, void *arg)
 	(void)what;
 	if (relay.r_stopping)
 		return;
-	if (relay.r_conf->c_file == NULL) {
+	if (relay.r_reload == NULL) {
 		log_notice("SIGHUP: the ad-hoc form has no file to reload");
 		return;
 	}
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	notify("RELOADING=1\nMONOTONIC_USEC=%llu\nSTATUS=reloading %s",
 	    (unsigned long long)ts.tv_sec * 1000000ULL +
-	    (unsigned long long)ts.tv_nsec / 1000, relay.r_conf->c_file);
-	log_notice("SIGHUP: reloading %s", relay.r_conf->c_file);
-	if ((conf = conf_load(relay.r_conf->c_file, err, sizeof(err))) == NULL)
+	    (unsigned long long)ts.tv_nsec / 1000, relay.r_reload);
+	log_notice("SIGHUP: reloading %s", relay.r_reload);
+	if ((conf = conf_load(relay.r_reload, err, sizeof(err))) == NULL)
 		goto failed;
 	if (relay.r_opts->o_level != -1)
 		conf->c_log_level = relay.r_opts->o_level;
@@ -291,6 +292,30 @@ watchdog_ping(evutil_socket_t fd, short what, void *arg)
  * loop, shutdown.  Each returns an exit status, 0 to go on.
  */
 
+/*
+ * The configuration file as an absolute path, for every reload: -d
+ * changes to "/".  Not resolved further: a symbolic link is followed anew
+ * at each reload, to wherever it points then.
+ */
+static char *
+reload_path(const char *file)
+{
+	char	*cwd, *path;
+
+	if (file[0] == '/') {
+		if ((path = strdup(file)) == NULL)
+			fatal("strdup");
+		return path;
+	}
+	if ((cwd = getcwd(NULL, 0)) == NULL)
+		fatal("getcwd");
+	if (asprintf(&path, "%s%s%s", cwd,
+	    cwd[strlen(cwd) - 1] == '/' ? "" : "/", file) == -1)
+		fatal("asprintf");
+	free(cwd);
+	return path;
+}
+
 /* Parse the command line and load the configuration (or the ad-hoc form). */
 static int
 setup_conf(struct options *o, int nargs, char *args[])
@@ -320,6 +345,8 @@ setup_conf(struct options *o, int nargs, char *args[])
 	if (o->o_level != -1)
 		conf->c_log_level = o->o_level;
 	relay.r_conf = conf;
+	if (conf->c_file != NULL)
+		relay.r_reload = reload_path(conf->c_file);
 	relay.r_user = o->o_user ? o->o_user : conf->c_user;
 	if (relay.r_user != NULL && proc_lookup_user(relay.r_user,
 	    &relay.r_uid, &relay.r_gid, err, sizeof(err)) == -1) {
@@ -470,6 +497,7 @@ shutdown_all(int status)
 		event_base_free(relay.r_base);
 	}
 	conf_free(relay.r_conf);
+	free(relay.r_reload);
 	proc_pidfile_remove();
 	proc_daemon_ready(status);
 	return status;

@@ -10,6 +10,7 @@ import re
 import signal
 import socket
 import subprocess
+import time
 
 from relaytest import *
 
@@ -53,7 +54,7 @@ class Daemons:
             os.kill(pid, signal.SIGKILL)
 
 
-def daemon(args, pidfile, preexec_fn=None):
+def daemon(args, pidfile, preexec_fn=None, cwd=None, env=None):
     """Run relay64 -d --pidfile PIDFILE ARGS; returns (status, stderr) of the process
     started, once it has exited."""
     if WRAPPER:
@@ -61,7 +62,7 @@ def daemon(args, pidfile, preexec_fn=None):
     Daemons(pidfile)
     p = subprocess.run([os.environ["RELAY64"], "-d", "--pidfile", pidfile] + args,
                        stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                       timeout=bound(20), preexec_fn=preexec_fn)
+                       timeout=bound(20), preexec_fn=preexec_fn, cwd=cwd, env=env)
     note("  relay64 -d %s: exit %d, stderr:\n%s" % (" ".join(args), p.returncode,
                                                     p.stderr.rstrip()))
     return p.returncode, p.stderr
@@ -183,6 +184,60 @@ def case_daemon_drop_fails():
     expect(not os.path.exists(pidfile), "the pid file is removed", "removed", "still there")
 
 
+class Notifications:
+    """A NOTIFY_SOCKET for the daemon: how a test learns that a reload is over when the
+    log goes to syslog."""
+
+    def __init__(self):
+        self.path = os.path.join(tmpdir(), "notify.sock")
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(self.path)
+        track(self)
+
+    def wait_for(self, key):
+        deadline = time.monotonic() + bound(10)
+        got = []
+        while time.monotonic() < deadline:
+            self.sock.settimeout(max(0.01, deadline - time.monotonic()))
+            try:
+                msg = self.sock.recv(4096).decode()
+            except socket.timeout:
+                break
+            got.append(msg)
+            if key in msg.split("\n"):
+                return got
+        raise Fail("no %s notification within the bound; got %r" % (key, got))
+
+    def close(self):
+        self.sock.close()
+
+
+def case_daemon_reload_relative_config():
+    "-d -c FILE with FILE relative to where relay64 was started: SIGHUP reloads that file (new sessions reach the new upstream)"
+    be1 = Backend(sink_source(1000))
+    be2 = Backend(sink_source(2000))
+    text = 'listen web {\n    bind = "[::1]:0"\n    upstream = "%s"\n}\n'
+    write_file("relative.conf", text % be1.addr)
+    ns = Notifications()
+    pidfile = os.path.join(tmpdir(), "relative.pid")
+    st, err = daemon(["-c", "relative.conf"], pidfile, cwd=tmpdir(),
+                     env=dict(os.environ, NOTIFY_SOCKET=ns.path))
+    expect_eq(st, 0, "exit status of relay64 -d -c relative.conf")
+    port = reported_port(err, "web")
+    ns.wait_for("READY=1")
+    pid = int(open(pidfile).read().strip())
+    res, cport = exchange(port, 100)
+    expect_eq((res.rx_len, be1.count(), be2.count()), (1000, 1, 0), "bytes and upstream before the reload")
+    write_file("relative.conf", text % be2.addr)
+    os.kill(pid, signal.SIGHUP)
+    msgs = ns.wait_for("READY=1")
+    expect(any("RELOADING=1" in m for m in msgs), "the daemon reloaded", "RELOADING=1, then READY=1", msgs)
+    res, cport = exchange(port, 200)
+    expect_eq((res.rx_len, be1.count(), be2.count()), (2000, 1, 1),
+              "bytes and upstream after the reload (the new file's upstream)")
+    stop_daemon(pid, pidfile)
+
+
 def case_user_drop():
     "-u nobody: after binding, uid/gid are nobody's everywhere, no supplementary groups, bytes flow"
     if os.geteuid() != 0:
@@ -223,5 +278,6 @@ def case_user_drop_fails():
 
 
 main([case_daemon_pidfile, case_daemon_startup_failure, case_daemon_user_pidfile,
-      case_daemon_user_pidfile_unwritable, case_daemon_drop_fails, case_user_drop, case_user_unknown,
+      case_daemon_user_pidfile_unwritable, case_daemon_drop_fails, case_daemon_reload_relative_config,
+      case_user_drop, case_user_unknown,
       case_user_drop_fails])

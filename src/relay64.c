@@ -108,32 +108,113 @@ usage_error(const char *fmt, ...)
 	exit(EXIT_USAGE);
 }
 
+enum { OPT_PIDFILE = 256 };
+
+static const struct option longopts[] = {
+	{ "config",	required_argument,	NULL, 'c' },
+	{ "test",	no_argument,		NULL, 't' },
+	{ "user",	required_argument,	NULL, 'u' },
+	{ "once",	no_argument,		NULL, '1' },
+	{ "log-level",	required_argument,	NULL, 'l' },
+	{ "proxy-protocol", required_argument,	NULL, 'p' },
+	{ "syslog",	no_argument,		NULL, 's' },
+	{ "daemon",	no_argument,		NULL, 'd' },
+	{ "pidfile",	required_argument,	NULL, OPT_PIDFILE },
+	{ "version",	no_argument,		NULL, 'V' },
+	{ "help",	no_argument,		NULL, 'h' },
+	{ NULL,		0,			NULL, 0 }
+};
+
+/* What the value of an option is, for messages. */
+static const char *
+opt_value(int val)
+{
+	switch (val) {
+	case 'c':
+	case OPT_PIDFILE:
+		return "file name";
+	case 'u':
+		return "user name";
+	case 'l':
+		return "level (error, warning, notice, info or debug)";
+	case 'p':
+		return "PROXY protocol version (off, v1 or v2)";
+	}
+	return "value";
+}
+
+static const char *
+opt_longname(int val)
+{
+	const struct option	*lo;
+
+	for (lo = longopts; lo->name != NULL; lo++)
+		if (lo->val == val)
+			return lo->name;
+	return "?";
+}
+
+/*
+ * An option that getopt_long() refused, named as typed: arg is the
+ * command-line word it ended in, opt the option's value (0: unknown).
+ */
+static void __attribute__((noreturn))
+opt_refused(int ch, const char *arg, int opt)
+{
+	const struct option	*lo;
+	const char		*match = NULL;
+	size_t			 n;
+	int			 nmatch = 0;
+
+	if (strncmp(arg, "--", 2) != 0) {
+		/* A short option, alone or in a cluster such as -tu. */
+		if (ch == ':')
+			usage_error("-%c: missing %s", opt, opt_value(opt));
+		if (opt == '=')
+			usage_error("unknown option -=; values follow an "
+			    "option as -c FILE or --config=FILE");
+		usage_error("unknown option -%c", opt);
+	}
+	n = strcspn(arg, "=");
+	if (ch == ':')
+		usage_error("%.*s: missing %s", (int)n, arg, opt_value(opt));
+	if (opt != 0)
+		usage_error("%s: --%s takes no value", arg, opt_longname(opt));
+	for (lo = longopts; lo->name != NULL; lo++) {
+		if (strncmp(lo->name, arg + 2, n - 2) == 0) {
+			if (nmatch++ > 0)
+				usage_error("%.*s: ambiguous, --%s or --%s?",
+				    (int)n, arg, match, lo->name);
+			match = lo->name;
+		}
+	}
+	usage_error("unknown option %.*s", (int)n, arg);
+}
+
 static void
 parse_options(int argc, char *argv[], struct options *o)
 {
-	enum { OPT_PIDFILE = 256 };
-	static const struct option longopts[] = {
-		{ "config",	required_argument,	NULL, 'c' },
-		{ "test",	no_argument,		NULL, 't' },
-		{ "user",	required_argument,	NULL, 'u' },
-		{ "once",	no_argument,		NULL, '1' },
-		{ "log-level",	required_argument,	NULL, 'l' },
-		{ "proxy-protocol", required_argument,	NULL, 'p' },
-		{ "syslog",	no_argument,		NULL, 's' },
-		{ "daemon",	no_argument,		NULL, 'd' },
-		{ "pidfile",	required_argument,	NULL, OPT_PIDFILE },
-		{ "version",	no_argument,		NULL, 'V' },
-		{ "help",	no_argument,		NULL, 'h' },
-		{ NULL,		0,			NULL, 0 }
-	};
-	int	ch;
+	char	name[32];
+	int	ch, li;
 
 	memset(o, 0, sizeof(*o));
 	o->o_level = -1;
 	o->o_pidfile = RUNSTATEDIR "/relay64/relay64.pid";
 	opterr = 0;
-	while ((ch = getopt_long(argc, argv, ":c:tu:1l:p:sdVh", longopts,
-	    NULL)) != -1) {
+	for (;;) {
+		li = -1;
+		if ((ch = getopt_long(argc, argv, ":c:tu:1l:p:sdVh", longopts,
+		    &li)) == -1)
+			break;
+		if (ch == ':' || ch == '?')
+			opt_refused(ch, argv[optind - 1], optopt);
+		/* The option as typed, for messages: --name or -c. */
+		if (li >= 0)
+			snprintf(name, sizeof(name), "--%s", longopts[li].name);
+		else
+			snprintf(name, sizeof(name), "-%c", ch);
+		if (optarg != NULL && *optarg == '\0')
+			usage_error("%s: empty %s", name, opt_value(ch));
 		switch (ch) {
 		case 'c':
 			o->o_config = optarg;
@@ -142,8 +223,6 @@ parse_options(int argc, char *argv[], struct options *o)
 			o->o_test = 1;
 			break;
 		case 'u':
-			if (*optarg == '\0')
-				usage_error("--user: empty name");
 			o->o_user = optarg;
 			break;
 		case '1':
@@ -151,8 +230,8 @@ parse_options(int argc, char *argv[], struct options *o)
 			break;
 		case 'l':
 			if ((o->o_level = log_level_parse(optarg)) == -1)
-				usage_error("--log-level \"%s\": not one of "
-				    "error, warning, notice, info, debug",
+				usage_error("%s \"%s\": not one of error, "
+				    "warning, notice, info, debug", name,
 				    optarg);
 			break;
 		case 'p':
@@ -173,13 +252,6 @@ parse_options(int argc, char *argv[], struct options *o)
 		case 'h':
 			usage(stdout);
 			exit(0);
-		case ':':
-			usage_error("option %s needs an argument",
-			    argv[optind - 1]);
-		default:
-			if (optopt != 0)
-				usage_error("unknown option -%c", optopt);
-			usage_error("unknown option %s", argv[optind - 1]);
 		}
 	}
 }
@@ -323,6 +395,11 @@ setup_conf(struct options *o, int nargs, char *args[])
 	struct conf	*conf;
 	char		 err[CONF_ERRLEN];
 
+	if (nargs >= 1 && *args[0] == '\0')
+		usage_error("LISTEN: empty; expected [IPV6]:PORT such as "
+		    "'[::]:2000'");
+	if (nargs >= 2 && *args[1] == '\0')
+		usage_error("UPSTREAM: empty; expected IPV4:PORT or HOST:PORT");
 	if (nargs == 2) {
 		if (o->o_config != NULL)
 			usage_error("LISTEN UPSTREAM and -c exclude each other");

@@ -14,6 +14,8 @@ import time
 
 from relaytest import *
 
+SRCDIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
 
 def pid_alive(pid):
     try:
@@ -275,6 +277,11 @@ def case_user_drop_fails():
     expect_eq(p.returncode, 2, "exit status of a failed drop")
     expect_match(r"user root: setgroups: Operation not permitted: refusing to run on", p.stderr,
                  "the message says what failed")
+    # relay64(8) tells what a failed switch under the unit does: the status just seen.
+    with open(os.path.join(SRCDIR, "man", "relay64.8")) as f:
+        page = " ".join(f.read().split())
+    m = expect_match(r"would fail to switch and exit (\d+)", page, "relay64(8) on a failed switch")
+    expect_eq(int(m.group(1)), p.returncode, "the exit status relay64(8) gives for a failed switch")
 
 
 main([case_daemon_pidfile, case_daemon_startup_failure, case_daemon_user_pidfile,

@@ -42,20 +42,35 @@ proc_pidfile_forget(void)
 	pidfile.pf_name = NULL;
 }
 
-/* Every session costs two descriptors: take all the system allows. */
+/*
+ * Every session costs two descriptors: raise the soft limit to the hard
+ * one.  When that is refused (a seccomp filter, a security module), err
+ * says so and which limit stays in force.
+ */
 int
-proc_raise_nofile(void)
+proc_raise_nofile(char *err, size_t errlen)
 {
 	struct rlimit	rl;
+	rlim_t		cur;
 
-	if (getrlimit(RLIMIT_NOFILE, &rl) == -1)
+	if (getrlimit(RLIMIT_NOFILE, &rl) == -1) {
+		snprintf(err, errlen, "cannot read the descriptor limit: %s",
+		    strerror(errno));
 		return -1;
-	if (rl.rlim_cur < rl.rlim_max) {
-		rl.rlim_cur = rl.rlim_max;
-		if (setrlimit(RLIMIT_NOFILE, &rl) == -1)
-			return -1;
 	}
-	return (int)(rl.rlim_cur > 0x7fffffff ? 0x7fffffff : rl.rlim_cur);
+	if (rl.rlim_cur < rl.rlim_max) {
+		cur = rl.rlim_cur;
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) == -1) {
+			snprintf(err, errlen, "cannot raise the descriptor "
+			    "limit from %llu to %llu: %s; keeping %llu",
+			    (unsigned long long)cur,
+			    (unsigned long long)rl.rlim_max, strerror(errno),
+			    (unsigned long long)cur);
+			return -1;
+		}
+	}
+	return 0;
 }
 
 int

@@ -7,7 +7,7 @@
 
 #include <sys/types.h>
 
-int	proc_raise_nofile(void);
+int	proc_raise_nofile(char *, size_t);
 int	proc_lookup_user(const char *, uid_t *, gid_t *, char *, size_t);
 int	proc_drop(const char *, uid_t, gid_t, char *, size_t);
 int	proc_daemonize(char *, size_t);

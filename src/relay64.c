@@ -467,8 +467,8 @@ startup(void)
 	/* Harmless from the start; the control loop logs them. */
 	signal(SIGUSR1, SIG_IGN);
 	signal(SIGUSR2, SIG_IGN);
-	if (proc_raise_nofile() == -1)
-		log_warn("cannot raise the descriptor limit");
+	if (proc_raise_nofile(err, sizeof(err)) == -1)
+		log_warnx("%s", err);
 	if (o->o_daemon && proc_pidfile_prepare(o->o_pidfile, relay.r_user,
 	    relay.r_user ? relay.r_uid : geteuid(),
 	    relay.r_user ? relay.r_gid : getegid(), err, sizeof(err)) == -1) {

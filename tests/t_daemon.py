@@ -240,6 +240,83 @@ def case_daemon_reload_relative_config():
     stop_daemon(pid, pidfile)
 
 
+# seccomp: raising RLIMIT_NOFILE (setrlimit, or prlimit64 with a new limit: what glibc
+# uses) fails with EPERM; every other system call (other limits too: sanitizers set
+# RLIMIT_CORE) is allowed.
+_SECCOMP_ARCH = {   # machine: (AUDIT_ARCH_*, setrlimit, prlimit64)
+    "x86_64": (0xC000003E, 160, 302),
+    "aarch64": (0xC00000B7, 164, 261),
+}
+
+
+def refuse_nofile_raise():
+    import ctypes
+    arch, nr_setrlimit, nr_prlimit64 = _SECCOMP_ARCH[os.uname().machine]
+    LD, JEQ, RET = 0x20, 0x15, 0x06            # BPF_LD|W|ABS, BPF_JMP|JEQ|K, BPF_RET|K
+    ALLOW, EPERM = 0x7FFF0000, 0x00050000 | 1  # SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO | EPERM
+    NR, ARCH = 0, 4
+
+    def arg(i, high=False):                    # seccomp_data.args[i], little-endian halves
+        return 16 + 8 * i + (4 if high else 0)
+    # (code, jump if true, jump if false, k); jumps are by labels below
+    prog = [
+        (LD, 0, 0, ARCH), (JEQ, 0, "allow", arch),
+        (LD, 0, 0, NR), (JEQ, 0, "prlimit", nr_setrlimit),
+        (LD, 0, 0, arg(0)), (JEQ, "deny", "allow", 7),                   # RLIMIT_NOFILE
+        ("prlimit", JEQ, 0, "allow", nr_prlimit64),
+        (LD, 0, 0, arg(1)), (JEQ, 0, "allow", 7),
+        (LD, 0, 0, arg(2)), (JEQ, 0, "deny", 0),                          # new limit given?
+        (LD, 0, 0, arg(2, True)), (JEQ, "allow", "deny", 0),
+        ("allow", RET, 0, 0, ALLOW), ("deny", RET, 0, 0, EPERM),
+    ]
+    labels = {ins[0]: i for i, ins in enumerate(prog) if isinstance(ins[0], str)}
+    prog = [ins[1:] if isinstance(ins[0], str) else ins for ins in prog]
+
+    class SockFilter(ctypes.Structure):
+        _fields_ = [("code", ctypes.c_uint16), ("jt", ctypes.c_uint8), ("jf", ctypes.c_uint8),
+                    ("k", ctypes.c_uint32)]
+
+    class SockFprog(ctypes.Structure):
+        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.POINTER(SockFilter))]
+
+    def jump(i, to):
+        return labels[to] - i - 1 if isinstance(to, str) else to
+    filters = (SockFilter * len(prog))(*[SockFilter(code, jump(i, jt), jump(i, jf), k)
+                                         for i, (code, jt, jf, k) in enumerate(prog)])
+    fprog = SockFprog(len(prog), filters)
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(38, 1, 0, 0, 0) != 0 or \
+            libc.prctl(22, 2, ctypes.byref(fprog), 0, 0) != 0:   # NO_NEW_PRIVS, SECCOMP filter
+        os._exit(99)
+
+
+def nofile_limit(pid):
+    with open("/proc/%d/limits" % pid) as f:
+        for line in f:
+            if line.startswith("Max open files"):
+                return int(line.split()[3])
+    raise Fail("no 'Max open files' line in /proc/%d/limits" % pid)
+
+
+def case_nofile_refused():
+    "raising the descriptor limit refused (a seccomp filter): a warning names the limit kept, and the relay works with it"
+    if WRAPPER:
+        raise Skip("the wrapper does the process's system calls its own way")
+    if os.uname().machine not in _SECCOMP_ARCH:
+        raise Skip("no seccomp filter written for %s" % os.uname().machine)
+    be = Backend(sink_source(5000))
+    r = Relay(args=["[::1]:0", be.addr], rlimit_nofile=(200, 4096))
+    expect_eq(nofile_limit(r.pid), 4096, "without the filter, the soft limit is raised to the hard one")
+    expect("descriptor limit" not in r.log_text(), "no warning when the limit could be raised",
+           "no warning", r.log_text())
+    r2 = Relay(args=["[::1]:0", be.addr], rlimit_nofile=(200, 4096), preexec=refuse_nofile_raise)
+    r2.wait_log(r"^relay64: cannot raise the descriptor limit from 200 to 4096: Operation not permitted; "
+                r"keeping 200$", what="the warning")
+    expect_eq(nofile_limit(r2.pid), 200, "the soft limit kept")
+    res, cport = exchange(r2.port(), 3000)
+    verify_exchange("a session under the limit kept", res, be.wait_conns(1).wait(), 3000, 5000)
+
+
 def case_user_drop():
     "-u nobody: after binding, uid/gid are nobody's everywhere, no supplementary groups, bytes flow"
     if os.geteuid() != 0:
@@ -286,5 +363,5 @@ def case_user_drop_fails():
 
 main([case_daemon_pidfile, case_daemon_startup_failure, case_daemon_user_pidfile,
       case_daemon_user_pidfile_unwritable, case_daemon_drop_fails, case_daemon_reload_relative_config,
-      case_user_drop, case_user_unknown,
+      case_nofile_refused, case_user_drop, case_user_unknown,
       case_user_drop_fails])

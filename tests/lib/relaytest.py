@@ -832,7 +832,7 @@ def _relay_binary():
 _PR_SET_PDEATHSIG = 1
 
 
-def _child_setup(rlimit_nofile=None):
+def _child_setup(rlimit_nofile=None, preexec=None):
     def setup():
         try:
             libc = ctypes.CDLL(None, use_errno=True)
@@ -842,6 +842,8 @@ def _child_setup(rlimit_nofile=None):
         if rlimit_nofile is not None:
             import resource
             resource.setrlimit(resource.RLIMIT_NOFILE, rlimit_nofile)
+        if preexec is not None:
+            preexec()
     return setup
 
 
@@ -885,18 +887,20 @@ class Relay:
     Relay(args=["[::1]:0", upstream]) runs it ad hoc; Relay(config=TEXT) writes TEXT to a
     file in the test's directory and runs it with -c. extra: options before the rest.
     It waits for the "listening on" line of each listener (those named in the config, or
-    "cmdline"), then takes the descriptor baseline."""
+    "cmdline"), then takes the descriptor baseline.  prefix: a command that runs relay64
+    (it must exec it, keeping its pid); preexec: called in the child before the exec,
+    after the descriptor limit is set."""
 
     _count = 0
 
     def __init__(self, args=None, config=None, extra=(), listeners=None, env=None,
-                 rlimit_nofile=None, wait=True, pass_fds=()):
+                 rlimit_nofile=None, wait=True, pass_fds=(), prefix=(), preexec=None):
         Relay._count += 1
         self.n = Relay._count
         self.logpath = os.path.join(_tmp_root, "relay%d.log" % self.n)
         self.outpath = os.path.join(_tmp_root, "relay%d.out" % self.n)
         self.confpath = None
-        cmd = WRAPPER + [_relay_binary()] + list(extra)
+        cmd = list(prefix) + WRAPPER + [_relay_binary()] + list(extra)
         if config is not None:
             self.confpath = os.path.join(_tmp_root, "relay%d.conf" % self.n)
             with open(self.confpath, "w") as f:
@@ -915,7 +919,7 @@ class Relay:
         self.baseline_fds = None
         with open(self.logpath, "wb") as log, open(self.outpath, "wb") as out:
             self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=log,
-                                         env=env, preexec_fn=_child_setup(rlimit_nofile),
+                                         env=env, preexec_fn=_child_setup(rlimit_nofile, preexec),
                                          pass_fds=pass_fds)
         self.pid = self.proc.pid
         _case_resources.append(self)

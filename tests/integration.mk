@@ -19,7 +19,8 @@ RELAY64_INTEGRATION_TESTS = \
 	tests/t_stop.py \
 	tests/t_limits.py \
 	tests/t_listen_opts.py \
-	tests/t_workers.py
+	tests/t_workers.py \
+	tests/t_log.py
 
 TESTS += $(RELAY64_INTEGRATION_TESTS)
 EXTRA_DIST += $(RELAY64_INTEGRATION_TESTS) tests/lib/relaytest.py

@@ -10,7 +10,6 @@ import re
 import signal
 import socket
 import subprocess
-import time
 
 from relaytest import *
 
@@ -186,44 +185,15 @@ def case_daemon_drop_fails():
     expect(not os.path.exists(pidfile), "the pid file is removed", "removed", "still there")
 
 
-class Notifications:
-    """A NOTIFY_SOCKET for the daemon: how a test learns that a reload is over when the
-    log goes to syslog."""
-
-    def __init__(self):
-        self.path = os.path.join(tmpdir(), "notify.sock")
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.sock.bind(self.path)
-        track(self)
-
-    def wait_for(self, key):
-        deadline = time.monotonic() + bound(10)
-        got = []
-        while time.monotonic() < deadline:
-            self.sock.settimeout(max(0.01, deadline - time.monotonic()))
-            try:
-                msg = self.sock.recv(4096).decode()
-            except socket.timeout:
-                break
-            got.append(msg)
-            if key in msg.split("\n"):
-                return got
-        raise Fail("no %s notification within the bound; got %r" % (key, got))
-
-    def close(self):
-        self.sock.close()
-
-
 def case_daemon_reload_relative_config():
     "-d -c FILE with FILE relative to where relay64 was started: SIGHUP reloads that file (new sessions reach the new upstream)"
     be1 = Backend(sink_source(1000))
     be2 = Backend(sink_source(2000))
     text = 'listen web {\n    bind = "[::1]:0"\n    upstream = "%s"\n}\n'
     write_file("relative.conf", text % be1.addr)
-    ns = Notifications()
+    ns = NotifySocket()
     pidfile = os.path.join(tmpdir(), "relative.pid")
-    st, err = daemon(["-c", "relative.conf"], pidfile, cwd=tmpdir(),
-                     env=dict(os.environ, NOTIFY_SOCKET=ns.path))
+    st, err = daemon(["-c", "relative.conf"], pidfile, cwd=tmpdir(), env=ns.env())
     expect_eq(st, 0, "exit status of relay64 -d -c relative.conf")
     port = reported_port(err, "web")
     ns.wait_for("READY=1")

@@ -367,24 +367,22 @@ watchdog_ping(evutil_socket_t fd, short what, void *arg)
 /*
  * The configuration file as an absolute path, for every reload: -d
  * changes to "/".  Not resolved further: a symbolic link is followed anew
- * at each reload, to wherever it points then.
+ * at each reload, to wherever it points then.  Without a working
+ * directory to start from, the file stays as given.
  */
 static char *
 reload_path(const char *file)
 {
 	char	*cwd, *path;
+	int	 n = -1;
 
-	if (file[0] == '/') {
-		if ((path = strdup(file)) == NULL)
-			fatal("strdup");
-		return path;
+	if (file[0] != '/' && (cwd = getcwd(NULL, 0)) != NULL) {
+		n = asprintf(&path, "%s%s%s", cwd,
+		    cwd[strlen(cwd) - 1] == '/' ? "" : "/", file);
+		free(cwd);
 	}
-	if ((cwd = getcwd(NULL, 0)) == NULL)
-		fatal("getcwd");
-	if (asprintf(&path, "%s%s%s", cwd,
-	    cwd[strlen(cwd) - 1] == '/' ? "" : "/", file) == -1)
-		fatal("asprintf");
-	free(cwd);
+	if (n == -1 && (path = strdup(file)) == NULL)
+		fatal("strdup");
 	return path;
 }
 

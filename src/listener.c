@@ -236,17 +236,23 @@ listener_group_open(struct listen_conf *lc, size_t n, char *err,
 	return NULL;
 }
 
-/*
- * A reload kept the group: the control thread's view of its settings, and
- * the listener's limit (a raised one may wake paused workers).
- */
+/* A reload kept the group: the control thread's view of its settings. */
 void
-listener_group_set_conf(struct admit *a, struct listener_group *g,
-    struct listen_conf *lc)
+listener_group_set_conf(struct listener_group *g, struct listen_conf *lc)
 {
 	conf_listen_unref(g->g_conf);
 	g->g_conf = conf_listen_ref(lc);
-	admit_count_set_max(a, &g->g_count, (unsigned)lc->lc_max_conns);
+}
+
+/*
+ * The group's max-connections, from its settings (once every worker uses
+ * them: a raised limit may wake paused workers, which must then accept
+ * with the new settings).
+ */
+void
+listener_group_set_limit(struct admit *a, struct listener_group *g)
+{
+	admit_count_set_max(a, &g->g_count, (unsigned)g->g_conf->lc_max_conns);
 }
 
 unsigned

@@ -69,8 +69,10 @@ TAILQ_HEAD(listener_groups, listener_group);
 
 struct listener_group *listener_group_open(struct listen_conf *, size_t,
 		    char *err, size_t);
-void		 listener_group_set_conf(struct admit *,
-		    struct listener_group *, struct listen_conf *);
+void		 listener_group_set_conf(struct listener_group *,
+		    struct listen_conf *);
+void		 listener_group_set_limit(struct admit *,
+		    struct listener_group *);
 unsigned	 listener_group_sessions(struct listener_group *);
 void		 listener_group_release(struct listener_group *);
 const char	*listener_group_addr(struct listener_group *, char *, size_t);

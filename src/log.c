@@ -4,6 +4,8 @@
  * On stderr every line starts with "relay64: ".  When stderr is the
  * systemd journal (JOURNAL_STREAM names it), lines carry a "<N>" priority
  * prefix instead, which the journal turns into the message's level.
+ * A daemon starting up logs to syslog and to stderr too, until it is
+ * ready (log_stderr_too()).
  */
 #include "config.h"
 
@@ -23,6 +25,7 @@
 static atomic_int log_level = LOG_INFO;
 static int	log_syslog;
 static int	log_journal;
+static int	log_tee;	/* syslog and stderr */
 
 static const struct {
 	const char	*name;
@@ -57,6 +60,13 @@ log_init(int level, int use_syslog)
 	log_journal = !use_syslog && log_stderr_is_journal();
 	if (use_syslog)
 		openlog("relay64", LOG_PID | LOG_NDELAY, LOG_DAEMON);
+}
+
+/* With syslog: copy every line to stderr as well (on), or no more (off). */
+void
+log_stderr_too(int on)
+{
+	log_tee = on && log_syslog;
 }
 
 void
@@ -105,11 +115,16 @@ log_vat(int pri, const char *fmt, va_list ap)
 {
 	int	saved = errno;
 
+	va_list	ap2;
+
 	if (pri > log_getlevel())
 		return;
-	if (log_syslog)
-		vsyslog(pri, fmt, ap);
-	else {
+	if (log_syslog) {
+		va_copy(ap2, ap);
+		vsyslog(pri, fmt, ap2);
+		va_end(ap2);
+	}
+	if (!log_syslog || log_tee) {
 		/* One line at a time: workers log from their own threads. */
 		flockfile(stderr);
 		if (log_journal)

@@ -14,6 +14,7 @@
 #define LOG_FMT(a, b) __attribute__((format(printf, a, b)))
 
 void	log_init(int level, int use_syslog);
+void	log_stderr_too(int on);
 void	log_setlevel(int level);
 int	log_getlevel(void);
 int	log_debugging(void);

@@ -45,6 +45,7 @@ static void	pool_done(evutil_socket_t, short, void *);
 static void	pool_wake(void *);
 static void	pool_plan_applied(void *);
 static void	pool_wait_applied(struct pool *, unsigned long);
+static void	pool_budget(struct pool *, const struct conf *);
 
 /* One worker per CPU this process may run on. */
 size_t
@@ -116,13 +117,30 @@ pool_bind(struct pool *p, struct conf *conf, char *err, size_t errlen)
 	return 0;
 }
 
-/* The global settings: for the workers' plans, and the global limit. */
+/* The global settings, for the workers' plans. */
 static void
 pool_settings(struct pool *p, const struct conf *conf)
 {
 	p->p_settings.ws_drain_timeout = conf->c_drain_timeout;
 	p->p_settings.ws_splice = conf->c_splice;
+}
+
+
+/*
+ * The limits of conf: max-connections, global and per listener, and the
+ * descriptor budget.  At a reload they change only once every worker
+ * applied its plan: a raised limit wakes paused workers, and the clients
+ * they then accept must get the new settings.
+ */
+static void
+pool_limits(struct pool *p, const struct conf *conf)
+{
+	struct listener_group	*g;
+
+	TAILQ_FOREACH(g, &p->p_groups, g_entry)
+		listener_group_set_limit(&p->p_admit, g);
 	admit_set_max(&p->p_admit, (unsigned)conf->c_max_conns);
+	pool_budget(p, conf);
 }
 
 /*
@@ -208,7 +226,7 @@ pool_start(struct pool *p, struct event_base *base, const struct conf *conf)
 
 	p->p_base = base;
 	pool_settings(p, conf);
-	pool_budget(p, conf);
+	pool_limits(p, conf);
 	if ((p->p_donefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) == -1)
 		fatal("eventfd");
 	event_assign(&p->p_done_ev, base, p->p_donefd, EV_READ | EV_PERSIST,
@@ -430,7 +448,7 @@ pool_reload_commit(struct pool *p, struct pool_reload *pr)
 			g->g_ls[j] = NULL;
 		}
 		if (pr->pr_match[i] != NULL) {
-			listener_group_set_conf(&p->p_admit, g, lc);
+			listener_group_set_conf(g, lc);
 			pool_log_group(g, "kept on");
 		} else {
 			pool_log_group(g, "listening on");
@@ -440,7 +458,6 @@ pool_reload_commit(struct pool *p, struct pool_reload *pr)
 		i++;
 	}
 	TAILQ_CONCAT(&p->p_groups, &keep, g_entry);
-	pool_budget(p, pr->pr_conf);
 }
 
 /*
@@ -486,6 +503,7 @@ pool_reload(struct pool *p, struct conf *conf, char *err, size_t errlen)
 		pr.pr_plans[i] = NULL;
 	}
 	pool_wait_applied(p, target);
+	pool_limits(p, conf);
 	rc = 0;
  out:
 	for (i = 0; pr.pr_fresh != NULL && i < pr.pr_n; i++)

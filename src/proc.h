@@ -7,11 +7,14 @@
 
 #include <sys/types.h>
 
-int	proc_raise_nofile(void);
+int	proc_raise_nofile(char *, size_t);
 int	proc_lookup_user(const char *, uid_t *, gid_t *, char *, size_t);
 int	proc_drop(const char *, uid_t, gid_t, char *, size_t);
 int	proc_daemonize(char *, size_t);
-int	proc_pidfile_write(const char *, char *, size_t);
-void	proc_pidfile_remove(const char *);
+void	proc_daemon_ready(int status);
+int	proc_pidfile_prepare(const char *, const char *user, uid_t, gid_t,
+	    char *, size_t);
+int	proc_pidfile_write(char *, size_t);
+void	proc_pidfile_remove(void);
 
 #endif

@@ -50,11 +50,19 @@ struct options {
 
 static int	signals_seen;
 
-/* What the control loop's handlers work on. */
+#define NSIGNALS	5
+
+/* What main()'s steps and the control loop's handlers work on. */
 static struct {
 	struct options	*r_opts;
 	struct conf	*r_conf;
+	char		*r_reload;	/* the file to reload, absolute */
+	const char	*r_user;	/* to drop to; NULL: stay */
+	uid_t		 r_uid;
+	gid_t		 r_gid;
 	struct pool	*r_pool;
+	struct event_base *r_base;	/* the control loop */
+	struct event	*r_sigs[NSIGNALS];
 	struct event	*r_watchdog;
 	int		 r_stopping;
 } relay;
@@ -84,7 +92,7 @@ usage(FILE *fp)
 	    "      --pidfile FILE    pid file for --daemon (default %s)\n"
 	    "  -V, --version         print the version and exit\n"
 	    "  -h, --help            print this help and exit\n",
-	    SYSCONFDIR "/relay64.conf", RUNSTATEDIR "/relay64.pid");
+	    SYSCONFDIR "/relay64.conf", RUNSTATEDIR "/relay64/relay64.pid");
 }
 
 static void __attribute__((noreturn, format(printf, 1, 2)))
@@ -100,32 +108,113 @@ usage_error(const char *fmt, ...)
 	exit(EXIT_USAGE);
 }
 
+enum { OPT_PIDFILE = 256 };
+
+static const struct option longopts[] = {
+	{ "config",	required_argument,	NULL, 'c' },
+	{ "test",	no_argument,		NULL, 't' },
+	{ "user",	required_argument,	NULL, 'u' },
+	{ "once",	no_argument,		NULL, '1' },
+	{ "log-level",	required_argument,	NULL, 'l' },
+	{ "proxy-protocol", required_argument,	NULL, 'p' },
+	{ "syslog",	no_argument,		NULL, 's' },
+	{ "daemon",	no_argument,		NULL, 'd' },
+	{ "pidfile",	required_argument,	NULL, OPT_PIDFILE },
+	{ "version",	no_argument,		NULL, 'V' },
+	{ "help",	no_argument,		NULL, 'h' },
+	{ NULL,		0,			NULL, 0 }
+};
+
+/* What the value of an option is, for messages. */
+static const char *
+opt_value(int val)
+{
+	switch (val) {
+	case 'c':
+	case OPT_PIDFILE:
+		return "file name";
+	case 'u':
+		return "user name";
+	case 'l':
+		return "level (error, warning, notice, info or debug)";
+	case 'p':
+		return "PROXY protocol version (off, v1 or v2)";
+	}
+	return "value";
+}
+
+static const char *
+opt_longname(int val)
+{
+	const struct option	*lo;
+
+	for (lo = longopts; lo->name != NULL; lo++)
+		if (lo->val == val)
+			return lo->name;
+	return "?";
+}
+
+/*
+ * An option that getopt_long() refused, named as typed: arg is the
+ * command-line word it ended in, opt the option's value (0: unknown).
+ */
+static void __attribute__((noreturn))
+opt_refused(int ch, const char *arg, int opt)
+{
+	const struct option	*lo;
+	const char		*match = NULL;
+	size_t			 n;
+	int			 nmatch = 0;
+
+	if (strncmp(arg, "--", 2) != 0) {
+		/* A short option, alone or in a cluster such as -tu. */
+		if (ch == ':')
+			usage_error("-%c: missing %s", opt, opt_value(opt));
+		if (opt == '=')
+			usage_error("unknown option -=; values follow an "
+			    "option as -c FILE or --config=FILE");
+		usage_error("unknown option -%c", opt);
+	}
+	n = strcspn(arg, "=");
+	if (ch == ':')
+		usage_error("%.*s: missing %s", (int)n, arg, opt_value(opt));
+	if (opt != 0)
+		usage_error("%s: --%s takes no value", arg, opt_longname(opt));
+	for (lo = longopts; lo->name != NULL; lo++) {
+		if (strncmp(lo->name, arg + 2, n - 2) == 0) {
+			if (nmatch++ > 0)
+				usage_error("%.*s: ambiguous, --%s or --%s?",
+				    (int)n, arg, match, lo->name);
+			match = lo->name;
+		}
+	}
+	usage_error("unknown option %.*s", (int)n, arg);
+}
+
 static void
 parse_options(int argc, char *argv[], struct options *o)
 {
-	enum { OPT_PIDFILE = 256 };
-	static const struct option longopts[] = {
-		{ "config",	required_argument,	NULL, 'c' },
-		{ "test",	no_argument,		NULL, 't' },
-		{ "user",	required_argument,	NULL, 'u' },
-		{ "once",	no_argument,		NULL, '1' },
-		{ "log-level",	required_argument,	NULL, 'l' },
-		{ "proxy-protocol", required_argument,	NULL, 'p' },
-		{ "syslog",	no_argument,		NULL, 's' },
-		{ "daemon",	no_argument,		NULL, 'd' },
-		{ "pidfile",	required_argument,	NULL, OPT_PIDFILE },
-		{ "version",	no_argument,		NULL, 'V' },
-		{ "help",	no_argument,		NULL, 'h' },
-		{ NULL,		0,			NULL, 0 }
-	};
-	int	ch;
+	char	name[32];
+	int	ch, li;
 
 	memset(o, 0, sizeof(*o));
 	o->o_level = -1;
-	o->o_pidfile = RUNSTATEDIR "/relay64.pid";
+	o->o_pidfile = RUNSTATEDIR "/relay64/relay64.pid";
 	opterr = 0;
-	while ((ch = getopt_long(argc, argv, ":c:tu:1l:p:sdVh", longopts,
-	    NULL)) != -1) {
+	for (;;) {
+		li = -1;
+		if ((ch = getopt_long(argc, argv, ":c:tu:1l:p:sdVh", longopts,
+		    &li)) == -1)
+			break;
+		if (ch == ':' || ch == '?')
+			opt_refused(ch, argv[optind - 1], optopt);
+		/* The option as typed, for messages: --name or -c. */
+		if (li >= 0)
+			snprintf(name, sizeof(name), "--%s", longopts[li].name);
+		else
+			snprintf(name, sizeof(name), "-%c", ch);
+		if (optarg != NULL && *optarg == '\0')
+			usage_error("%s: empty %s", name, opt_value(ch));
 		switch (ch) {
 		case 'c':
 			o->o_config = optarg;
@@ -134,8 +223,6 @@ parse_options(int argc, char *argv[], struct options *o)
 			o->o_test = 1;
 			break;
 		case 'u':
-			if (*optarg == '\0')
-				usage_error("--user: empty name");
 			o->o_user = optarg;
 			break;
 		case '1':
@@ -143,8 +230,8 @@ parse_options(int argc, char *argv[], struct options *o)
 			break;
 		case 'l':
 			if ((o->o_level = log_level_parse(optarg)) == -1)
-				usage_error("--log-level \"%s\": not one of "
-				    "error, warning, notice, info, debug",
+				usage_error("%s \"%s\": not one of error, "
+				    "warning, notice, info, debug", name,
 				    optarg);
 			break;
 		case 'p':
@@ -165,24 +252,8 @@ parse_options(int argc, char *argv[], struct options *o)
 		case 'h':
 			usage(stdout);
 			exit(0);
-		case ':':
-			usage_error("option %s needs an argument",
-			    argv[optind - 1]);
-		default:
-			if (optopt != 0)
-				usage_error("unknown option -%c", optopt);
-			usage_error("unknown option %s", argv[optind - 1]);
 		}
 	}
-}
-
-/* Give back what start-up opened before it failed; returns status. */
-static int
-startup_abort(struct pool *p, struct conf *conf, int status)
-{
-	pool_free(p);
-	conf_free(conf);
-	return status;
 }
 
 static void
@@ -228,16 +299,16 @@ signal_reload(evutil_socket_t sig, short what, void *arg)
 	(void)what;
 	if (relay.r_stopping)
 		return;
-	if (relay.r_conf->c_file == NULL) {
+	if (relay.r_reload == NULL) {
 		log_notice("SIGHUP: the ad-hoc form has no file to reload");
 		return;
 	}
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	notify("RELOADING=1\nMONOTONIC_USEC=%llu\nSTATUS=reloading %s",
 	    (unsigned long long)ts.tv_sec * 1000000ULL +
-	    (unsigned long long)ts.tv_nsec / 1000, relay.r_conf->c_file);
-	log_notice("SIGHUP: reloading %s", relay.r_conf->c_file);
-	if ((conf = conf_load(relay.r_conf->c_file, err, sizeof(err))) == NULL)
+	    (unsigned long long)ts.tv_nsec / 1000, relay.r_reload);
+	log_notice("SIGHUP: reloading %s", relay.r_reload);
+	if ((conf = conf_load(relay.r_reload, err, sizeof(err))) == NULL)
 		goto failed;
 	if (relay.r_opts->o_level != -1)
 		conf->c_log_level = relay.r_opts->o_level;
@@ -264,6 +335,19 @@ signal_reload(evutil_socket_t sig, short what, void *arg)
 	status_ready();
 }
 
+/*
+ * SIGUSR1 and SIGUSR2 have no job yet: a signal sent to ask for one must
+ * not kill the relay (their default action) nor touch its sessions.
+ */
+static void
+signal_nothing(evutil_socket_t sig, short what, void *arg)
+{
+	(void)what;
+	(void)arg;
+	log_notice("%s: nothing to report yet",
+	    sig == SIGUSR1 ? "SIGUSR1" : "SIGUSR2");
+}
+
 /* Ping the service manager only while every worker's loop answers. */
 static void
 watchdog_ping(evutil_socket_t fd, short what, void *arg)
@@ -274,127 +358,242 @@ watchdog_ping(evutil_socket_t fd, short what, void *arg)
 		notify("WATCHDOG=1");
 }
 
-int
-main(int argc, char *argv[])
-{
-	struct options	 o;
-	struct conf	*conf;
-	struct pool	*pool;
-	struct event_base *base;
-	struct event	*sigs[3];
-	struct timeval	 tv;
-	uint64_t	 wd;
-	char		 err[CONF_ERRLEN];
-	const char	*user;
-	size_t		 i;
-	uid_t		 uid = 0;
-	gid_t		 gid = 0;
-	int		 nargs, status;
+/*
+ * The steps of main(): the command line and the configuration, test
+ * mode, start-up (log, limits, bind, detach, pid file, drop), the control
+ * loop, shutdown.  Each returns an exit status, 0 to go on.
+ */
 
-	parse_options(argc, argv, &o);
-	nargs = argc - optind;
+/*
+ * The configuration file as an absolute path, for every reload: -d
+ * changes to "/".  Not resolved further: a symbolic link is followed anew
+ * at each reload, to wherever it points then.  Without a working
+ * directory to start from, the file stays as given.
+ */
+static char *
+reload_path(const char *file)
+{
+	char	*cwd, *path;
+	int	 n = -1;
+
+	if (file[0] != '/' && (cwd = getcwd(NULL, 0)) != NULL) {
+		n = asprintf(&path, "%s%s%s", cwd,
+		    cwd[strlen(cwd) - 1] == '/' ? "" : "/", file);
+		free(cwd);
+	}
+	if (n == -1 && (path = strdup(file)) == NULL)
+		fatal("strdup");
+	return path;
+}
+
+/* Parse the command line and load the configuration (or the ad-hoc form). */
+static int
+setup_conf(struct options *o, int nargs, char *args[])
+{
+	struct conf	*conf;
+	char		 err[CONF_ERRLEN];
+
+	if (nargs >= 1 && *args[0] == '\0')
+		usage_error("LISTEN: empty; expected [IPV6]:PORT such as "
+		    "'[::]:2000'");
+	if (nargs >= 2 && *args[1] == '\0')
+		usage_error("UPSTREAM: empty; expected IPV4:PORT or HOST:PORT");
 	if (nargs == 2) {
-		if (o.o_config != NULL)
+		if (o->o_config != NULL)
 			usage_error("LISTEN UPSTREAM and -c exclude each other");
-		conf = conf_adhoc(argv[optind], argv[optind + 1], o.o_proxy,
-		    err, sizeof(err));
+		conf = conf_adhoc(args[0], args[1], o->o_proxy, err,
+		    sizeof(err));
 	} else if (nargs == 0) {
-		if (o.o_proxy != NULL)
+		if (o->o_proxy != NULL)
 			usage_error("--proxy-protocol applies to the ad-hoc "
 			    "form; use proxy-protocol in the configuration");
-		conf = conf_load(o.o_config ? o.o_config :
+		conf = conf_load(o->o_config ? o->o_config :
 		    SYSCONFDIR "/relay64.conf", err, sizeof(err));
 	} else if (nargs == 1)
-		usage_error("UPSTREAM missing after LISTEN \"%s\"",
-		    argv[optind]);
+		usage_error("UPSTREAM missing after LISTEN \"%s\"", args[0]);
 	else
-		usage_error("too many arguments: \"%s\"", argv[optind + 2]);
+		usage_error("too many arguments: \"%s\"", args[2]);
 	if (conf == NULL) {
 		fprintf(stderr, "relay64: %s\n", err);
 		return EXIT_USAGE;
 	}
-	if (o.o_level != -1)
-		conf->c_log_level = o.o_level;
-	user = o.o_user ? o.o_user : conf->c_user;
-	if (user != NULL && proc_lookup_user(user, &uid, &gid, err,
-	    sizeof(err)) == -1) {
-		if (o.o_user != NULL)
+	if (o->o_level != -1)
+		conf->c_log_level = o->o_level;
+	relay.r_conf = conf;
+	if (conf->c_file != NULL)
+		relay.r_reload = reload_path(conf->c_file);
+	relay.r_user = o->o_user ? o->o_user : conf->c_user;
+	if (relay.r_user != NULL && proc_lookup_user(relay.r_user,
+	    &relay.r_uid, &relay.r_gid, err, sizeof(err)) == -1) {
+		if (o->o_user != NULL)
 			fprintf(stderr, "relay64: --user: %s\n", err);
 		else
 			fprintf(stderr, "relay64: %s:%d: %s\n", conf->c_file,
 			    conf->c_user_line, err);
-		conf_free(conf);
 		return EXIT_USAGE;
 	}
-	if (o.o_test) {
-		conf_print(conf, stdout);
-		puts("configuration OK");
-		conf_free(conf);
-		return 0;
-	}
+	return 0;
+}
 
-	log_init(conf->c_log_level, o.o_syslog || o.o_daemon);
+/* -t: print the effective listeners; nothing is bound. */
+static int
+test_print(void)
+{
+	conf_print(relay.r_conf, stdout);
+	puts("configuration OK");
+	return 0;
+}
+
+/*
+ * Start-up, in this order: logging, the descriptor limit, binding (or
+ * taking passed sockets) while still privileged, detaching and the pid
+ * file, then the privilege drop.  With -d, the process that was started
+ * waits until the daemon is ready (see control_loop()) or has failed,
+ * and exits with its status; until then the daemon logs to stderr too.
+ */
+static int
+startup(void)
+{
+	struct options	*o = relay.r_opts;
+	struct conf	*conf = relay.r_conf;
+	char		 err[CONF_ERRLEN];
+
+	log_init(conf->c_log_level, o->o_syslog || o->o_daemon);
+	log_stderr_too(o->o_daemon);
 	notify_init();
 	signal(SIGPIPE, SIG_IGN);
-	if (proc_raise_nofile() == -1)
-		log_warn("cannot raise the descriptor limit");
+	/* Harmless from the start; the control loop logs them. */
+	signal(SIGUSR1, SIG_IGN);
+	signal(SIGUSR2, SIG_IGN);
+	if (proc_raise_nofile(err, sizeof(err)) == -1)
+		log_warnx("%s", err);
+	if (o->o_daemon && proc_pidfile_prepare(o->o_pidfile, relay.r_user,
+	    relay.r_user ? relay.r_uid : geteuid(),
+	    relay.r_user ? relay.r_gid : getegid(), err, sizeof(err)) == -1) {
+		log_error("%s", err);
+		return EXIT_RUNTIME;
+	}
 
-	/* Bind first (or take passed sockets), while still privileged. */
 	activation_init();
-	pool = pool_new(conf->c_workers > 0 ? (size_t)conf->c_workers :
-	    pool_default_workers(), o.o_once);
-	if (pool_bind(pool, conf, err, sizeof(err)) == -1) {
+	relay.r_pool = pool_new(conf->c_workers > 0 ?
+	    (size_t)conf->c_workers : pool_default_workers(), o->o_once);
+	if (pool_bind(relay.r_pool, conf, err, sizeof(err)) == -1) {
 		log_error("%s", err);
 		activation_done();
-		return startup_abort(pool, conf, EXIT_RUNTIME);
+		return EXIT_RUNTIME;
 	}
 	activation_done();
-	if (o.o_daemon && (proc_daemonize(err, sizeof(err)) == -1 ||
-	    proc_pidfile_write(o.o_pidfile, err, sizeof(err)) == -1))
-		fatalx("%s", err);
-	/* A drop that fails will fail again: exit 2, which is not restarted. */
-	if (user != NULL && proc_drop(user, uid, gid, err, sizeof(err)) == -1) {
-		log_error("%s: refusing to run on", err);
-		return startup_abort(pool, conf, EXIT_USAGE);
+	if (o->o_daemon && (proc_daemonize(err, sizeof(err)) == -1 ||
+	    proc_pidfile_write(err, sizeof(err)) == -1)) {
+		log_error("%s", err);
+		return EXIT_RUNTIME;
 	}
+	/* A drop that fails will fail again: exit 2, which is not restarted. */
+	if (relay.r_user != NULL && proc_drop(relay.r_user, relay.r_uid,
+	    relay.r_gid, err, sizeof(err)) == -1) {
+		log_error("%s: refusing to run on", err);
+		return EXIT_USAGE;
+	}
+	return 0;
+}
 
-	/* The control loop: signals, reload, watchdog; workers relay. */
-	if ((base = event_base_new()) == NULL)
+/* The signals the control loop handles. */
+static const struct {
+	int			 cs_sig;
+	event_callback_fn	 cs_fn;
+} control_signals[] = {
+	{ SIGTERM,	signal_stop },
+	{ SIGINT,	signal_stop },
+	{ SIGHUP,	signal_reload },
+	{ SIGUSR1,	signal_nothing },
+	{ SIGUSR2,	signal_nothing },
+};
+_Static_assert(sizeof(control_signals) / sizeof(control_signals[0]) ==
+    NSIGNALS, "NSIGNALS: one event per handled signal");
+
+/* The control loop: signals, reload, watchdog; the workers relay. */
+static int
+control_loop(void)
+{
+	struct timeval	 tv;
+	uint64_t	 wd;
+	size_t		 i;
+
+	if ((relay.r_base = event_base_new()) == NULL)
 		fatalx("cannot create the event loop");
-	sigs[0] = evsignal_new(base, SIGTERM, signal_stop, pool);
-	sigs[1] = evsignal_new(base, SIGINT, signal_stop, pool);
-	sigs[2] = evsignal_new(base, SIGHUP, signal_reload, pool);
-	for (i = 0; i < 3; i++)
-		if (sigs[i] == NULL || evsignal_add(sigs[i], NULL) == -1)
+	for (i = 0; i < NSIGNALS; i++) {
+		relay.r_sigs[i] = evsignal_new(relay.r_base,
+		    control_signals[i].cs_sig, control_signals[i].cs_fn,
+		    relay.r_pool);
+		if (relay.r_sigs[i] == NULL ||
+		    evsignal_add(relay.r_sigs[i], NULL) == -1)
 			fatalx("cannot install signal handlers");
-	relay.r_opts = &o;
-	relay.r_conf = conf;
-	relay.r_pool = pool;
-	pool_start(pool, base, conf);
+	}
+	pool_start(relay.r_pool, relay.r_base, relay.r_conf);
 	if ((wd = notify_watchdog_usec()) != 0) {
 		/* Ping at half the interval, if every worker answers. */
 		tv.tv_sec = (time_t)(wd / 2 / 1000000);
 		tv.tv_usec = (suseconds_t)(wd / 2 % 1000000);
-		relay.r_watchdog = event_new(base, -1, EV_PERSIST,
-		    watchdog_ping, pool);
+		relay.r_watchdog = event_new(relay.r_base, -1, EV_PERSIST,
+		    watchdog_ping, relay.r_pool);
 		if (relay.r_watchdog == NULL ||
 		    event_add(relay.r_watchdog, &tv) == -1)
 			fatalx("cannot start the watchdog timer");
 	}
 	status_ready();
+	/* Where READY=1 went, -d lets the process that started it exit 0. */
+	log_stderr_too(0);
+	proc_daemon_ready(0);
 
-	if (event_base_dispatch(base) == -1)
+	if (event_base_dispatch(relay.r_base) == -1)
 		log_error("event loop failed");
-	status = pool_free(pool);
-	log_notice("stopped");
+	return 0;
+}
 
-	if (relay.r_watchdog != NULL)
-		event_free(relay.r_watchdog);
-	for (i = 0; i < 3; i++)
-		event_free(sigs[i]);
-	event_base_free(base);
+/*
+ * The one way out, whatever step ended: every worker has ended (or none
+ * started); free what the steps made, remove the pid file, and with -d
+ * pass a start-up failure's status on to the process waiting for it.
+ */
+static int
+shutdown_all(int status)
+{
+	size_t	i;
+
+	/* A worker whose loop failed, or a --once client that reached no
+	   upstream, turns a clean stop into status 1. */
+	if (relay.r_pool != NULL && pool_free(relay.r_pool) != 0 &&
+	    status == 0)
+		status = 1;
+	if (relay.r_base != NULL) {
+		log_notice("stopped");
+		if (relay.r_watchdog != NULL)
+			event_free(relay.r_watchdog);
+		for (i = 0; i < NSIGNALS; i++)
+			if (relay.r_sigs[i] != NULL)
+				event_free(relay.r_sigs[i]);
+		event_base_free(relay.r_base);
+	}
 	conf_free(relay.r_conf);
-	if (o.o_daemon)
-		proc_pidfile_remove(o.o_pidfile);
+	free(relay.r_reload);
+	proc_pidfile_remove();
+	proc_daemon_ready(status);
 	return status;
+}
+
+int
+main(int argc, char *argv[])
+{
+	struct options	o;
+	int		status;
+
+	parse_options(argc, argv, &o);
+	relay.r_opts = &o;
+	if ((status = setup_conf(&o, argc - optind, argv + optind)) == 0) {
+		if (o.o_test)
+			status = test_print();
+		else if ((status = startup()) == 0)
+			status = control_loop();
+	}
+	return shutdown_all(status);
 }

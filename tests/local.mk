@@ -1,8 +1,10 @@
 # Tests: C unit tests for the pure code, Python integration tests that start
 # the real daemon on loopback.  Run by `make check`.
 TEST_EXTENSIONS = .py
-PY_LOG_COMPILER = $(PYTHON3)
+# Runs each Python test with $(PYTHON3), or skips it (77) without one.
+PY_LOG_COMPILER = $(SHELL) $(srcdir)/tests/python3-or-skip
 AM_TESTS_ENVIRONMENT = \
+	PYTHON3='$(PYTHON3)'; export PYTHON3; \
 	RELAY64='$(abs_top_builddir)/src/relay64'; export RELAY64; \
 	PYTHONPATH='$(abs_top_srcdir)/tests/lib'; export PYTHONPATH; \
 	PYTHONDONTWRITEBYTECODE=1; export PYTHONDONTWRITEBYTECODE; \
@@ -31,7 +33,7 @@ TESTS += tests/unit_proxyhdr
 
 # PROXY protocol, decoded by an independent parser (HAProxy).
 TESTS += tests/t_proxy.py tests/t_daemon.py tests/t_reload.py tests/t_notify.py tests/t_activation.py tests/t_unit.py
-EXTRA_DIST += tests/setup-debian tests/suite tests/t_proxy.py tests/t_daemon.py \
+EXTRA_DIST += tests/setup-debian tests/suite tests/python3-or-skip tests/t_proxy.py tests/t_daemon.py \
 	tests/t_reload.py tests/t_notify.py tests/t_activation.py tests/t_unit.py
 
 include tests/integration.mk

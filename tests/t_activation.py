@@ -112,10 +112,13 @@ def case_systemd_socket_activate():
     if tool is None:
         raise Skip("systemd-socket-activate is not installed")
     be = Backend(sink_source(2000))
-    probe = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
-    probe.bind(("::1", 0))
-    port = probe.getsockname()[1]
-    probe.close()
+    # The tool takes no port 0: reserve one for it, bound (never listening) with
+    # SO_REUSEADDR for the whole case, which lets the tool's SO_REUSEADDR socket bind
+    # and listen on it while nothing else can take it meanwhile.
+    reserve = track(socket.socket(socket.AF_INET6, socket.SOCK_STREAM))
+    reserve.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    reserve.bind(("::1", 0))
+    port = reserve.getsockname()[1]
     path = write_file("sa.conf", RELAY_CONF % (port, be.addr))
     old = list(WRAPPER)
     WRAPPER[:] = [tool, "-l", "[::1]:%d" % port, "--fdname=web"] + old

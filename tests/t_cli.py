@@ -50,6 +50,50 @@ def case_usage_errors():
     _usage_error(["-l", "loud", "[::1]:0", "127.0.0.1:80"], "loud")
 
 
+def _usage_message(args, message):
+    """relay64 ARGS exits 2 and its first line of stderr is exactly 'relay64: MESSAGE'."""
+    st, out, err = run_relay(args)
+    what = "relay64 %s" % " ".join(repr(a) if a == "" else a for a in args)
+    expect_eq(st, 2, "%s: exit status (usage error)" % what)
+    first = (err.splitlines() or [""])[0]
+    expect_eq(first, "relay64: " + message, "%s: the message names the option as typed and what is wrong" % what)
+    note("  ok: %s -> %s" % (what, first))
+
+
+# The options that take no value, and those that take one (with what it is).
+NO_VALUE = [("-t", "--test"), ("-1", "--once"), ("-s", "--syslog"), ("-d", "--daemon"),
+            ("-V", "--version"), ("-h", "--help")]
+VALUE = [("-c", "--config", "file name"), ("-u", "--user", "user name"),
+         ("-l", "--log-level", "level (error, warning, notice, info or debug)"),
+         ("-p", "--proxy-protocol", "PROXY protocol version (off, v1 or v2)"),
+         (None, "--pidfile", "file name")]
+ADHOC = ["[::1]:0", "127.0.0.1:9"]
+
+
+def case_option_value_errors():
+    "every option: a value given to one that takes none, an empty or a missing value: exit 2, the option named as typed"
+    for short, long in NO_VALUE:
+        for typed in (long + "=1", long + "=", long[:4] + "=yes"):
+            _usage_message([typed] + ADHOC, "%s: %s takes no value" % (typed, long))
+    for short, long, what in VALUE:
+        forms = [([long, ""], long), ([long + "="], long)]
+        if short is not None:
+            forms.append(([short, ""], short))
+        for args, typed in forms:
+            _usage_message(args + ADHOC, "%s: empty %s" % (typed, what))
+        _usage_message([long], "%s: missing %s" % (long, what))
+        if short is not None:
+            _usage_message([short], "%s: missing %s" % (short, what))
+            _usage_message(["-t" + short[1]], "%s: missing %s" % (short, what))
+    _usage_message(["-l", "loud"] + ADHOC, '-l "loud": not one of error, warning, notice, info, debug')
+    _usage_message(["--log-level=loud"] + ADHOC,
+                   '--log-level "loud": not one of error, warning, notice, info, debug')
+    _usage_message(["--p", "v1"] + ADHOC, "--p: ambiguous, --proxy-protocol or --pidfile?")
+    _usage_message(["--no-such-option=3"] + ADHOC, "unknown option --no-such-option")
+    _usage_message(["", "127.0.0.1:9"], "LISTEN: empty; expected [IPV6]:PORT such as '[::]:2000'")
+    _usage_message(["[::1]:0", ""], "UPSTREAM: empty; expected IPV4:PORT or HOST:PORT")
+
+
 def case_bad_listen():
     "a bad LISTEN argument exits 2 and the message quotes it"
     for bad in ("[::1]:65536", "::1:80", "[::1]:junk", "[::1]", "[::1]:", "[127.0.0.1]:80",
@@ -165,5 +209,6 @@ def case_bind_failure():
 
 
 if __name__ == "__main__":
-    main([case_version, case_help, case_usage_errors, case_bad_listen, case_bad_upstream,
+    main([case_version, case_help, case_usage_errors, case_option_value_errors, case_bad_listen,
+          case_bad_upstream,
           case_test_adhoc, case_test_config, case_missing_config, case_bind_failure])

@@ -6,38 +6,8 @@ STOPPING=1 on SIGTERM, WATCHDOG=1 when WATCHDOG_USEC asks for it."""
 import os
 import signal
 import socket
-import time
 
 from relaytest import *
-
-
-class NotifySocket:
-    count = 0
-
-    def __init__(self):
-        NotifySocket.count += 1
-        self.path = os.path.join(tmpdir(), "notify%d.sock" % NotifySocket.count)
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.sock.bind(self.path)
-        track(self)
-
-    def wait_for(self, key, timeout=None):
-        """Messages until one has a line starting with key; returns them all."""
-        deadline = time.monotonic() + (bound(10) if timeout is None else timeout)
-        got = []
-        while time.monotonic() < deadline:
-            self.sock.settimeout(max(0.01, deadline - time.monotonic()))
-            try:
-                msg = self.sock.recv(4096).decode()
-            except socket.timeout:
-                break
-            got.append(msg)
-            if any(line.startswith(key) for line in msg.split("\n")):
-                return got
-        raise Fail("no %s notification within the bound; got %r" % (key, got))
-
-    def close(self):
-        self.sock.close()
 
 
 def case_ready_reload_stop():

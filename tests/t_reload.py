@@ -5,6 +5,7 @@ the reload), a new listener answers, a removed one stops, changed settings apply
 new sessions only, and a broken file leaves the running configuration in place."""
 
 import os
+import re
 import signal
 import socket
 import threading
@@ -128,5 +129,136 @@ def case_bind_failure_changes_nothing():
         expect_eq(res.rx_len, 10, "listener %s still relays" % name)
 
 
+def proxy_sink(down):
+    """Handler: read a PROXY v1 header if one comes first (rec.info["header"]: the
+    line, or None), then, once the client has sent something, send `down` bytes while
+    reading to EOF.  A client that sends nothing gets nothing: its session stays idle."""
+    def handler(rec):
+        rec.sock.settimeout(bound(30))
+        rec.info["header"] = None
+        if rec.sock.recv(6, socket.MSG_PEEK | socket.MSG_WAITALL) == b"PROXY ":
+            line = b""
+            while not line.endswith(b"\r\n") and len(line) < 108:
+                b = rec.sock.recv(1)
+                if not b:
+                    break
+                line += b
+            rec.info["header"] = line.decode(errors="replace")
+        rec.result = DuplexResult()
+        if rec.sock.recv(1, socket.MSG_PEEK) == b"":
+            rec.result.rx_end = "eof"
+            return
+        rec.info["seed"] = 2000 + rec.index
+        duplex(rec.sock, Source(down, rec.info["seed"]), res=rec.result, stop=rec.stop)
+    return handler
+
+
+SETTINGS = """\
+listen web {
+    bind = "[::1]:0"
+    upstream = { "%s", "%s" }
+    balance = %s
+    proxy-protocol = %s
+    idle-timeout = %d
+    max-connections = %d
+}
+"""
+
+
+def _conns(*backends):
+    return sum(b.count() for b in backends)
+
+
+def case_reload_changes_settings():
+    "a reload changes balance, proxy-protocol, idle-timeout and max-connections: new sessions take them, an open one keeps its own"
+    down = 30000
+    a, b = Backend(proxy_sink(down)), Backend(proxy_sink(down))
+    r = Relay(config=SETTINGS % (a.addr, b.addr, "first", "off", 0, 1))
+    port = r.port("web")
+
+    # Old settings: balance first, no PROXY header.
+    for i in range(2):
+        res, cport = exchange(port, 5000 + i, seed=60 + i, rx_limit=down)
+        verify_exchange("old session %d" % (i + 1), res, a.wait_conns(i + 1).wait(), 5000 + i, down)
+    expect_eq((a.count(), b.count()), (2, 0), "sessions per upstream with balance first")
+    expect_eq([rec.info["header"] for rec in a.conns], [None, None], "PROXY headers with proxy-protocol off")
+
+    # S1 stays open, idle (idle-timeout 0), across the reload.
+    s1 = connect6(port)
+    s1_port = s1.getsockname()[1]
+    s1_go = threading.Event()
+    t1, s1_res = duplex_thread(s1, Source(200 * KiB, 70), tx_gate=s1_go, rx_limit=down)
+    a.wait_conns(3)
+    # max-connections = 1 holds: a second client waits.
+    c_wait = connect6(port)
+    c_wait_port = c_wait.getsockname()[1]
+    time.sleep(1)
+    expect_eq(_conns(a, b), 3, "upstream connections while S1 is open and max-connections is 1")
+
+    reload_with(r, SETTINGS % (a.addr, b.addr, "roundrobin", "v1", 2, 2))
+    # max-connections = 2: the waiting client is served now, S1 still open.
+    expect(wait_until(lambda: _conns(a, b) == 4, bound(10)), "the waiting client is served after the reload",
+           "4 upstream connections", _conns(a, b))
+    # ...and a third waits while those two are open (c_wait kept busy below its idle-timeout).
+    c3 = connect6(port)
+    c3_port = c3.getsockname()[1]
+    src = Source(3000, 71)
+    for _ in range(5):
+        c_wait.sendall(src.read(1))
+        time.sleep(0.2)
+    expect_eq(_conns(a, b), 4, "upstream connections while two sessions are open and max-connections is 2")
+    res = duplex(c_wait, src, rx_limit=down)
+    c_wait.close()
+    t_served = None
+    if wait_until(lambda: _conns(a, b) == 5, bound(10)):
+        t_served = time.monotonic()
+    expect(t_served is not None, "the third client is served once the second ended", "5 connections",
+           _conns(a, b))
+    # c3 sends nothing: idle-timeout = 2 closes it; S1 (idle far longer, idle-timeout 0) runs on.
+    how, got, secs = wait_closed(c3, bound(10))
+    idle = time.monotonic() - t_served
+    expect(how in ("eof", "reset") and got == 0, "the idle new session is closed", "EOF, 0 bytes", (how, got))
+    expect(idle >= 1.5, "it was closed by the new idle-timeout (2 s)", ">= about 2 s", "%.2f s" % idle)
+    expect_eq(r.session_for(c3_port).reason, "idle timeout", "reason of the idle new session")
+    expect(t1.is_alive() and s1_res.rx_end is None, "S1, idle since before the reload, is still open",
+           "open", repr(s1_res))
+
+    # S1 completes under its own settings: no header, upstream by balance first.
+    s1_go.set()
+    t1.join(bound(30))
+    s1_rec = a.conns[2]
+    verify_exchange("S1, open across the reload", s1_res, s1_rec.wait(), 200 * KiB, down)
+    expect_eq(s1_rec.info["header"], None, "S1's upstream got no PROXY header")
+    expect_eq(r.session_for(s1_port).reason, "done", "S1 ended normally")
+
+    # New sessions: PROXY v1 headers, round robin.
+    news = [c_wait_port, c3_port]
+    later = []
+    for i in range(2):
+        res2, cport = exchange(port, 4000 + i, seed=72 + i, rx_limit=down)
+        news.append(cport)
+        later.append((cport, res2, 4000 + i))
+        expect_eq(_conns(a, b), 6 + i, "upstream connections")
+    by_port = {}
+    for name, be in (("A", a), ("B", b)):
+        for rec in be.conns:
+            rec.wait()
+            h = rec.info["header"]
+            if h is not None:
+                m = re.fullmatch(r"PROXY TCP6 ::1 ::1 (\d+) (\d+)\r\n", h)
+                expect(m is not None and int(m.group(2)) == port, "a v1 header naming the relay's port",
+                       "PROXY TCP6 ::1 ::1 CPORT %d" % port, h)
+                by_port[int(m.group(1))] = (name, rec)
+    expect_eq(sorted(by_port), sorted(news), "client ports in the PROXY headers = the new sessions'")
+    order = [by_port[p][0] for p in news]
+    note("  upstreams of the new sessions, in order: %s" % " ".join(order))
+    expect(all(order[i] != order[i + 1] for i in range(len(order) - 1)),
+           "round robin: consecutive new sessions alternate between the upstreams", "A B A B or B A B A", order)
+    verify_exchange("the session that waited for the new limit", res, by_port[c_wait_port][1].result, 3000, down)
+    for cport, res2, size in later:
+        verify_exchange("new session from port %d" % cport, res2, by_port[cport][1].result, size, down)
+
+
 if __name__ == "__main__":
-    main([case_reload_under_load, case_broken_reload_keeps_running, case_bind_failure_changes_nothing])
+    main([case_reload_under_load, case_broken_reload_keeps_running, case_bind_failure_changes_nothing,
+          case_reload_changes_settings])

@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """Stopping: SIGTERM closes the listeners at once and drains open sessions (up to
-drain-timeout), then exits 0; a second signal exits at once; SIGINT stops too."""
+drain-timeout), then exits 0; a second signal exits at once; SIGINT stops too.
+Signals that do not stop it (SIGHUP in the ad-hoc form, SIGUSR1, SIGUSR2) leave it
+relaying."""
 
 import signal
 import socket
@@ -98,7 +100,7 @@ def case_sigint():
 
 
 def case_sighup_ignored():
-    "SIGHUP does not stop the relay (no reload in this round): it keeps serving"
+    "SIGHUP does not stop the ad-hoc relay (no file to reload): it keeps serving"
     be = Backend(sink_source(5000))
     r = Relay(args=["[::1]:0", be.addr])
     r.send_signal(signal.SIGHUP)
@@ -108,6 +110,34 @@ def case_sighup_ignored():
     verify_exchange("after SIGHUP", client, be.wait_conns(1).wait(), 6000, 5000)
 
 
+def case_sigusr_harmless():
+    "SIGUSR1 and SIGUSR2 mid-stream: logged at notice, the open session completes (SHA-256), new ones are served, SIGTERM stops with 0"
+    size = 4 * MiB
+    be = Backend(sink_source(size, hold_rx=True))
+    r = Relay(args=["[::1]:0", be.addr])
+    c = connect6(r.port())
+    cport = c.getsockname()[1]
+    t, client = duplex_thread(c, Source(size, 103), rx_limit=size)
+    rec = be.wait_conns(1)
+    # The upstream reads nothing yet: the session is open, with bytes in flight.
+    wait_until(lambda: client.tx_len > 0 and client.rx_len > 0, bound(10))
+    for sig, name in ((signal.SIGUSR1, "SIGUSR1"), (signal.SIGUSR2, "SIGUSR2")):
+        r.send_signal(sig)
+        r.wait_log(r"^relay64: %s: nothing to report yet$" % name, what=name)
+        expect(r.running(), "the relay survives %s" % name, "running", "exited with %s" % r.proc.poll())
+    rec.gate.set()
+    t.join(bound(30))
+    verify_exchange("the session open across SIGUSR1 and SIGUSR2", client, rec.wait(), size, size)
+    r.check_session("the session open across SIGUSR1 and SIGUSR2", cport, size, size)
+    c2 = connect6(r.port())
+    t2, res = duplex_thread(c2, Source(1000, 104), rx_limit=size)
+    rec2 = be.wait_conns(2)
+    rec2.gate.set()
+    t2.join(bound(30))
+    verify_exchange("a new session after the signals", res, rec2.wait(), 1000, size)
+    r.stop(signal.SIGTERM, 0)
+
+
 if __name__ == "__main__":
     main([case_drain_completes, case_drain_timeout, case_second_signal, case_sigint,
-          case_sighup_ignored])
+          case_sighup_ignored, case_sigusr_harmless])

@@ -55,7 +55,7 @@ __all__ = [
     "connect6", "connect4", "track", "exchange", "sized_exchange", "verify_exchange", "refused",
     "wait_closed", "wait_until", "wait_stall",
     "RefusedPort", "FullBacklog",
-    "Relay", "run_relay", "tmpdir", "write_file", "listen_line_re",
+    "Relay", "run_relay", "tmpdir", "write_file", "listen_line_re", "NotifySocket",
     "MiB", "KiB", "main",
 ]
 
@@ -807,6 +807,44 @@ class FullBacklog:
 
 
 # --------------------------------------------------------------------------
+# the service manager's side of sd_notify(3)
+
+class NotifySocket:
+    """A NOTIFY_SOCKET (a datagram socket in the test's directory) that collects what
+    the relay notifies; closed when the case ends."""
+    count = 0
+
+    def __init__(self):
+        NotifySocket.count += 1
+        self.path = os.path.join(_tmp_root, "notify%d.sock" % NotifySocket.count)
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(self.path)
+        _case_resources.append(self)
+
+    def env(self, **more):
+        """os.environ with NOTIFY_SOCKET set to this socket (and more)."""
+        return dict(os.environ, NOTIFY_SOCKET=self.path, **more)
+
+    def wait_for(self, key, timeout=None):
+        """Messages until one has a line starting with key; returns them all."""
+        deadline = time.monotonic() + (bound(10) if timeout is None else timeout)
+        got = []
+        while time.monotonic() < deadline:
+            self.sock.settimeout(max(0.01, deadline - time.monotonic()))
+            try:
+                msg = self.sock.recv(4096).decode()
+            except socket.timeout:
+                break
+            got.append(msg)
+            if any(line.startswith(key) for line in msg.split("\n")):
+                return got
+        raise Fail("no %s notification within the bound; got %r" % (key, got))
+
+    def close(self):
+        _close_quietly(self.sock)
+
+
+# --------------------------------------------------------------------------
 # the relay process
 
 listen_line_re = re.compile(
@@ -832,7 +870,7 @@ def _relay_binary():
 _PR_SET_PDEATHSIG = 1
 
 
-def _child_setup(rlimit_nofile=None):
+def _child_setup(rlimit_nofile=None, preexec=None):
     def setup():
         try:
             libc = ctypes.CDLL(None, use_errno=True)
@@ -842,6 +880,8 @@ def _child_setup(rlimit_nofile=None):
         if rlimit_nofile is not None:
             import resource
             resource.setrlimit(resource.RLIMIT_NOFILE, rlimit_nofile)
+        if preexec is not None:
+            preexec()
     return setup
 
 
@@ -885,18 +925,20 @@ class Relay:
     Relay(args=["[::1]:0", upstream]) runs it ad hoc; Relay(config=TEXT) writes TEXT to a
     file in the test's directory and runs it with -c. extra: options before the rest.
     It waits for the "listening on" line of each listener (those named in the config, or
-    "cmdline"), then takes the descriptor baseline."""
+    "cmdline"), then takes the descriptor baseline.  prefix: a command that runs relay64
+    (it must exec it, keeping its pid); preexec: called in the child before the exec,
+    after the descriptor limit is set."""
 
     _count = 0
 
     def __init__(self, args=None, config=None, extra=(), listeners=None, env=None,
-                 rlimit_nofile=None, wait=True, pass_fds=()):
+                 rlimit_nofile=None, wait=True, pass_fds=(), prefix=(), preexec=None):
         Relay._count += 1
         self.n = Relay._count
         self.logpath = os.path.join(_tmp_root, "relay%d.log" % self.n)
         self.outpath = os.path.join(_tmp_root, "relay%d.out" % self.n)
         self.confpath = None
-        cmd = WRAPPER + [_relay_binary()] + list(extra)
+        cmd = list(prefix) + WRAPPER + [_relay_binary()] + list(extra)
         if config is not None:
             self.confpath = os.path.join(_tmp_root, "relay%d.conf" % self.n)
             with open(self.confpath, "w") as f:
@@ -915,7 +957,7 @@ class Relay:
         self.baseline_fds = None
         with open(self.logpath, "wb") as log, open(self.outpath, "wb") as out:
             self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=log,
-                                         env=env, preexec_fn=_child_setup(rlimit_nofile),
+                                         env=env, preexec_fn=_child_setup(rlimit_nofile, preexec),
                                          pass_fds=pass_fds)
         self.pid = self.proc.pid
         _case_resources.append(self)
@@ -990,6 +1032,27 @@ class Relay:
         if name not in self.listeners:
             raise Fail("no listening line for listener %r (have %s)" % (name, sorted(self.listeners)))
         return self.listeners[name][1]
+
+    def listen_ports(self):
+        """Ports of the TCP sockets the relay listens on, from the kernel (/proc): for a
+        relay whose log does not show its 'listening on' lines."""
+        inodes = set()
+        for target in self.fd_list().values():
+            m = re.fullmatch(r"socket:\[(\d+)\]", target)
+            if m:
+                inodes.add(m.group(1))
+        ports = set()
+        for table in ("/proc/net/tcp6", "/proc/net/tcp"):
+            try:
+                with open(table) as f:
+                    next(f)
+                    for line in f:
+                        cols = line.split()
+                        if cols[3] == "0A" and cols[9] in inodes:    # TCP_LISTEN
+                            ports.add(int(cols[1].rsplit(":", 1)[1], 16))
+            except OSError:
+                pass
+        return ports
 
     def fd_list(self):
         out = {}

@@ -132,6 +132,7 @@ admit_gate_init(struct admit_gate *g, struct admit *a,
 	g->ag_fdpause = 0;
 	g->ag_rearm = rearm;
 	g->ag_arg = arg;
+	atomic_init(&g->ag_paused, 0);
 	evtimer_assign(&g->ag_resume, base, admit_resume, g);
 }
 
@@ -197,6 +198,21 @@ admit_give(struct admit_gate *g, struct admit_count *lc)
 	admit_count_give(a, lc, 1);
 	admit_count_give(a, &a->a_fds, ADMIT_SESSION_FDS);
 	admit_count_give(a, &a->a_global, 1);
+}
+
+/* A listener of this worker stopped accepting (at a limit, out of fds). */
+void
+admit_paused(struct admit_gate *g)
+{
+	atomic_store_explicit(&g->ag_paused, atomic_load_explicit(
+	    &g->ag_paused, memory_order_relaxed) + 1, memory_order_relaxed);
+}
+
+/* From any thread (a scrape). */
+uint64_t
+admit_paused_count(struct admit_gate *g)
+{
+	return atomic_load_explicit(&g->ag_paused, memory_order_relaxed);
 }
 
 /*

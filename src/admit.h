@@ -23,6 +23,7 @@
 #define RELAY64_ADMIT_H
 
 #include <stdatomic.h>
+#include <stdint.h>
 
 #include <event2/event_struct.h>
 
@@ -53,6 +54,7 @@ struct admit_gate {
 	int			 ag_closed;	/* accepts no more, for good */
 	int			 ag_fdpause;	/* out of descriptors, for now */
 	struct event		 ag_resume;	/* ends ag_fdpause */
+	atomic_uint_fast64_t	 ag_paused;	/* listener pauses, for metrics */
 	void			(*ag_rearm)(void *);	/* this worker's listeners */
 	void			*ag_arg;
 };
@@ -76,6 +78,8 @@ int		admit_open(struct admit_gate *, struct admit_count *);
 int		admit_take(struct admit_gate *, struct admit_count *);
 void		admit_give(struct admit_gate *, struct admit_count *);
 void		admit_fd_exhausted(struct admit_gate *);
+void		admit_paused(struct admit_gate *);
+uint64_t	admit_paused_count(struct admit_gate *);
 int		admit_pipe_take(struct admit_gate *);
 void		admit_pipe_give(struct admit_gate *);
 

@@ -133,6 +133,7 @@ listener_close_fds(int *fds, size_t n)
 static void
 listener_group_free(struct listener_group *g)
 {
+	metrics_slots_free(g->g_metrics);
 	free(g->g_ls);
 	if (g->g_conf != NULL)
 		conf_listen_unref(g->g_conf);
@@ -164,6 +165,7 @@ listener_group_fill(struct listener_group *g, int *fds, char *err,
 		}
 		l->l_group = g;
 		l->l_conf = conf_listen_ref(lc);
+		l->l_metrics = &g->g_metrics[i];
 		l->l_fd = fds[i];
 		fds[i] = -1;
 		g->g_ls[i] = l;
@@ -189,6 +191,7 @@ listener_group_open(struct listen_conf *lc, size_t n, char *err,
 
 	if ((g = calloc(1, sizeof(*g))) == NULL ||
 	    (g->g_ls = calloc(n, sizeof(*g->g_ls))) == NULL ||
+	    (g->g_metrics = metrics_slots_new(n)) == NULL ||
 	    (fds = calloc(n, sizeof(*fds))) == NULL) {
 		if (g != NULL)
 			listener_group_free(g);
@@ -372,8 +375,11 @@ listener_rearm(struct listener *l)
 		return;
 	if (want)
 		event_add(&l->l_ev, NULL);
-	else
+	else {
 		event_del(&l->l_ev);
+		if (l->l_fd != -1)	/* paused, not closed */
+			admit_paused(l->l_gate);
+	}
 	l->l_armed = want;
 }
 

@@ -21,6 +21,7 @@
 #include <event2/event_struct.h>
 
 #include "admit.h"
+#include "metrics.h"
 
 struct event_base;
 struct listen_conf;
@@ -40,6 +41,7 @@ struct listener {
 	struct listener_group	*l_group;	/* referenced */
 	struct listen_conf	*l_conf;	/* referenced */
 	struct admit_gate	*l_gate;	/* its worker's */
+	struct metrics_slot	*l_metrics;	/* its worker's slot */
 	listener_accepted_fn	*l_accepted;
 	void			*l_arg;
 	int			 l_fd;		/* -1 once closed */
@@ -60,6 +62,7 @@ struct listener_group {
 	struct sockaddr_in6	 g_addr;	/* as bound (the real port) */
 	atomic_uint		 g_refs;	/* control + each listener */
 	struct admit_count	 g_count;	/* sessions, max-connections */
+	struct metrics_slot	*g_metrics;	/* one slot per worker */
 	atomic_uint		 g_rr;		/* round-robin cursor */
 	int			 g_matched;	/* scratch for a reload */
 	size_t			 g_n;

@@ -25,7 +25,8 @@
 static atomic_int log_level = LOG_INFO;
 static int	log_syslog;
 static int	log_journal;
-static int	log_tee;	/* syslog and stderr */
+/* Syslog and stderr: until -d is ready; set by the control thread. */
+static atomic_int log_tee;
 
 static const struct {
 	const char	*name;
@@ -66,7 +67,7 @@ log_init(int level, int use_syslog)
 void
 log_stderr_too(int on)
 {
-	log_tee = on && log_syslog;
+	atomic_store_explicit(&log_tee, on && log_syslog, memory_order_relaxed);
 }
 
 void
@@ -124,7 +125,7 @@ log_vat(int pri, const char *fmt, va_list ap)
 		vsyslog(pri, fmt, ap2);
 		va_end(ap2);
 	}
-	if (!log_syslog || log_tee) {
+	if (!log_syslog || atomic_load_explicit(&log_tee, memory_order_relaxed)) {
 		/* One line at a time: workers log from their own threads. */
 		flockfile(stderr);
 		if (log_journal)

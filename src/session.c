@@ -95,8 +95,8 @@ session_now(void)
  */
 void
 session_start(struct session_home *h, struct listener *l,
-    struct listen_conf *lc, size_t first_upstream, int fd,
-    const struct sockaddr_in6 *peer)
+    struct listen_conf *lc, struct metrics_slot *ms, size_t first_upstream,
+    int fd, const struct sockaddr_in6 *peer)
 {
 	struct session	*s;
 
@@ -108,6 +108,8 @@ session_start(struct session_home *h, struct listener *l,
 	}
 	s->s_home = h;
 	s->s_listener = l;
+	s->s_metrics = ms;
+	metrics_add(&ms->ms_sessions, 1);
 	s->s_conf = conf_listen_ref(lc);
 	s->s_id = session_id_next();
 	s->s_state = SESSION_CONNECTING;
@@ -126,7 +128,7 @@ session_start(struct session_home *h, struct listener *l,
 		    sizeof(client)), h->sh_index);
 	}
 	upstream_attempt_start(&s->s_attempt, lc, first_upstream, s->s_id,
-	    h->sh_base, &h->sh_resolver, h->sh_gate, session_connected, s);
+	    h->sh_base, &h->sh_resolver, h->sh_gate, ms, session_connected, s);
 }
 
 /* upstream.c's completion: the upstream is connected (fd), or none is. */
@@ -138,7 +140,7 @@ session_connected(void *arg, int fd, int err, const char *reason)
 	(void)err;
 	assert(s->s_state == SESSION_CONNECTING);
 	if (fd == -1) {
-		session_close(s, 0, "%s", reason);
+		session_close(s, METRICS_END_NO_UPSTREAM, "%s", reason);
 		return;
 	}
 	/* The attempt is over: its memory becomes the flows'. */
@@ -196,7 +198,8 @@ session_proxyhdr(struct session *s)
 		    PROXYHDR_MAX);
 	}
 	if (n == 0) {
-		session_close(s, 1, "cannot encode the PROXY header");
+		session_close(s, METRICS_END_ERROR,
+		    "cannot encode the PROXY header");
 		return -1;
 	}
 	s->s_hdrlen = (uint16_t)n;
@@ -246,7 +249,7 @@ session_idle(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	if (rest <= 0) {
-		session_close(s, 0, "idle timeout");
+		session_close(s, METRICS_END_IDLE_TIMEOUT, "idle timeout");
 		return;
 	}
 	tv.tv_sec = (time_t)(rest / 1000000000);
@@ -267,11 +270,14 @@ flow_side(const struct flow *f, int fd)
 static int
 flow_error(struct flow *f, int fd, const char *op, int err)
 {
+	int	client = fd == f->f_sess->s_cfd;
+
 	if (err == ECONNRESET || err == EPIPE)
-		session_close(f->f_sess, 1, "%s reset", flow_side(f, fd));
+		session_close(f->f_sess, client ? METRICS_END_CLIENT_RESET :
+		    METRICS_END_UPSTREAM_RESET, "%s reset", flow_side(f, fd));
 	else
-		session_close(f->f_sess, 1, "%s: %s: %s", flow_side(f, fd), op,
-		    strerror(err));
+		session_close(f->f_sess, METRICS_END_ERROR, "%s: %s: %s",
+		    flow_side(f, fd), op, strerror(err));
 	return -1;
 }
 
@@ -323,7 +329,7 @@ flow_write(struct flow *f, const char *buf, size_t len)
 		return 0;
 	/* Keep the rest; the source is not read until it is gone. */
 	if ((f->f_buf = malloc(len - (size_t)n)) == NULL) {
-		session_close(f->f_sess, 1, "out of memory");
+		session_close(f->f_sess, METRICS_END_ERROR, "out of memory");
 		return -1;
 	}
 	memcpy(f->f_buf, buf + n, len - (size_t)n);
@@ -431,6 +437,25 @@ flow_splice(struct flow *f)
 }
 
 /*
+ * Bring the metrics up to the bytes delivered (the PROXY header is not
+ * counted): one store into this worker's own slot per pump.
+ */
+static void
+flow_count(struct flow *f)
+{
+	struct session	*s = f->f_sess;
+	uint64_t	 total = f->f_bytes;
+
+	if (f == &s->s_c2u)
+		total = total > s->s_hdrlen ? total - s->s_hdrlen : 0;
+	if (total == f->f_counted)
+		return;
+	metrics_add(f == &s->s_c2u ? &s->s_metrics->ms_up :
+	    &s->s_metrics->ms_down, total - f->f_counted);
+	f->f_counted = total;
+}
+
+/*
  * Move bytes from f_from to f_to: first what is kept, then fresh bytes
  * along the direction's path (copy or splice).  On EOF with nothing kept,
  * pass the FIN on; when both directions have, the session is done.
@@ -450,6 +475,7 @@ flow_pump(struct flow *f)
 		if (rc == -1)
 			return -1;
 	}
+	flow_count(f);
 	if (s->s_conf->lc_idle_timeout > 0)
 		s->s_last = session_now();
 	if (f->f_eof && f->f_len == 0 && f->f_pipe.sp_len == 0 &&
@@ -459,7 +485,7 @@ flow_pump(struct flow *f)
 			return flow_error(f, f->f_to, "shutdown", errno);
 		f->f_shut = 1;
 		if (s->s_c2u.f_shut && s->s_u2c.f_shut) {
-			session_close(s, 0, "done");
+			session_close(s, METRICS_END_DONE, "done");
 			return -1;
 		}
 	}
@@ -505,20 +531,22 @@ session_closefd(int fd, int abort)
 
 /*
  * The one close path: stop the session's events, release both sockets
- * (resetting them when abort is set), log the session's line, tell the
- * home, free.  Afterwards s is gone.
+ * (as resets after a reset or an error, so the peer learns fast), count
+ * and log the session's end, tell the home, free.  Afterwards s is gone.
  */
 void
-session_close(struct session *s, int abort, const char *fmt, ...)
+session_close(struct session *s, enum metrics_end why, const char *fmt, ...)
 {
 	struct session_home	*h = s->s_home;
 	char			 reason[SESSION_REASONMAX];
 	char			 client[ADDR_STRLEN], up[ADDR_STRLEN];
 	struct timespec		 now;
 	va_list			 ap;
-	uint64_t		 bup = 0, bdown = 0;
-	double			 secs;
+	uint64_t		 bup = 0, bdown = 0, usecs;
 	int			 relayed = s->s_state == SESSION_RELAYING;
+	int			 abort = why == METRICS_END_CLIENT_RESET ||
+				    why == METRICS_END_UPSTREAM_RESET ||
+				    why == METRICS_END_ERROR;
 
 	assert(s->s_state != SESSION_CLOSED);
 	va_start(ap, fmt);
@@ -526,14 +554,15 @@ session_close(struct session *s, int abort, const char *fmt, ...)
 	va_end(ap);
 
 	if (relayed) {
+		flow_count(&s->s_c2u);
+		flow_count(&s->s_u2c);
 		flow_clear(&s->s_c2u);
 		flow_clear(&s->s_u2c);
 		if (s->s_conf->lc_idle_timeout > 0)
 			event_del(&s->s_timer);
 		addr_format((struct sockaddr *)&s->s_upaddr, up, sizeof(up));
-		bup = s->s_c2u.f_bytes > s->s_hdrlen ?
-		    s->s_c2u.f_bytes - s->s_hdrlen : 0;
-		bdown = s->s_u2c.f_bytes;
+		bup = s->s_c2u.f_counted;
+		bdown = s->s_u2c.f_counted;
 	} else {
 		upstream_attempt_cancel(&s->s_attempt);
 		strcpy(up, "-");
@@ -543,13 +572,15 @@ session_close(struct session *s, int abort, const char *fmt, ...)
 	session_closefd(s->s_ufd, abort);
 
 	clock_gettime(CLOCK_MONOTONIC, &now);
-	secs = (double)(now.tv_sec - s->s_start.tv_sec) +
-	    (double)(now.tv_nsec - s->s_start.tv_nsec) / 1e9;
+	usecs = (uint64_t)((int64_t)(now.tv_sec - s->s_start.tv_sec) * 1000000 +
+	    (now.tv_nsec - s->s_start.tv_nsec) / 1000);
+	metrics_ended(s->s_metrics, why, usecs);
 	log_at(relayed ? LOG_INFO : LOG_WARNING, "listen %s: session %016llx "
-	    "%s -> %s ended after %.3fs, %llu bytes up, %llu bytes down: %s",
-	    s->s_conf->lc_name, (unsigned long long)s->s_id,
+	    "%s -> %s ended after %llu.%03llus, %llu bytes up, %llu bytes "
+	    "down: %s", s->s_conf->lc_name, (unsigned long long)s->s_id,
 	    addr_format((struct sockaddr *)&s->s_client, client,
-	    sizeof(client)), up, secs, (unsigned long long)bup,
+	    sizeof(client)), up, (unsigned long long)(usecs / 1000000),
+	    (unsigned long long)(usecs / 1000 % 1000), (unsigned long long)bup,
 	    (unsigned long long)bdown, reason);
 
 	LIST_REMOVE(s, s_entry);

@@ -25,10 +25,12 @@
 
 #include <event2/event_struct.h>
 
+#include "metrics.h"
 #include "splice.h"
 #include "upstream.h"
 
 struct admit_gate;
+struct metrics_slot;
 struct listen_conf;
 struct listener;
 struct session;
@@ -62,6 +64,7 @@ struct flow {
 	uint32_t		 f_off;
 	uint32_t		 f_len;
 	uint64_t		 f_bytes;	/* delivered to f_to */
+	uint64_t		 f_counted;	/* of them, in the metrics */
 	struct splice_pipe	 f_pipe;	/* bulk: none until then */
 	uint8_t			 f_eof;		/* f_from sent FIN */
 	uint8_t			 f_shut;	/* FIN passed on to f_to */
@@ -80,6 +83,7 @@ struct session {
 	LIST_ENTRY(session)	 s_entry;
 	struct session_home	*s_home;
 	struct listener		*s_listener;	/* handed back in sh_ended */
+	struct metrics_slot	*s_metrics;	/* the listener's, this worker's */
 	struct listen_conf	*s_conf;	/* referenced */
 	uint64_t		 s_id;
 	enum session_state	 s_state;
@@ -104,9 +108,9 @@ struct session {
 
 void	session_ids_init(void);
 void	session_start(struct session_home *, struct listener *,
-	    struct listen_conf *, size_t first_upstream, int fd,
-	    const struct sockaddr_in6 *);
-void	session_close(struct session *, int abort, const char *, ...)
+	    struct listen_conf *, struct metrics_slot *, size_t first_upstream,
+	    int fd, const struct sockaddr_in6 *);
+void	session_close(struct session *, enum metrics_end, const char *, ...)
 	    __attribute__((format(printf, 3, 4)));
 
 #endif

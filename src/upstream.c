@@ -21,6 +21,7 @@
 #include "admit.h"
 #include "conf.h"
 #include "log.h"
+#include "metrics.h"
 #include "upstream.h"
 
 /* How soon a connect that found no descriptor tries again. */
@@ -180,12 +181,14 @@ void
 upstream_attempt_start(struct upstream_attempt *ua,
     const struct listen_conf *lc, size_t start, uint64_t id,
     struct event_base *base, struct upstream_resolver *res,
-    struct admit_gate *gate, upstream_done_fn *done, void *arg)
+    struct admit_gate *gate, struct metrics_slot *ms, upstream_done_fn *done,
+    void *arg)
 {
 	ua->ua_lc = lc;
 	ua->ua_id = id;
 	ua->ua_base = base;
 	ua->ua_gate = gate;
+	ua->ua_metrics = ms;
 	ua->ua_fd = -1;
 	ua->ua_lasterr = 0;
 	memset(&ua->ua_addr, 0, sizeof(ua->ua_addr));
@@ -250,6 +253,7 @@ upstream_attempt_failed(struct upstream_attempt *ua, int err)
 	char	addr[ADDR_STRLEN];
 
 	ua->ua_lasterr = err;
+	metrics_add(&ua->ua_metrics->ms_upfail[metrics_upfail_of(err)], 1);
 	log_info("listen %s: session %016llx: upstream %s: %s",
 	    ua->ua_lc->lc_name, (unsigned long long)ua->ua_id,
 	    addr_format((struct sockaddr *)&ua->ua_addr, addr, sizeof(addr)),
@@ -263,6 +267,8 @@ upstream_attempt_exhausted(struct upstream_attempt *ua)
 	char	reason[ADDR_HOSTMAX + 128], addr[ADDR_STRLEN];
 	int	err = ua->ua_lasterr;
 
+	if (ua->ua_it.ui_dnserr != 0)
+		metrics_add(&ua->ua_metrics->ms_upfail[METRICS_UPFAIL_DNS], 1);
 	if (err == 0 && ua->ua_it.ui_dnserr != 0)
 		snprintf(reason, sizeof(reason), "no upstream reachable "
 		    "(cannot resolve: %s)",

@@ -24,6 +24,7 @@
 #include <event2/event_struct.h>
 
 struct admit_gate;
+struct metrics_slot;
 struct listen_conf;
 struct event_base;
 struct evdns_base;
@@ -74,6 +75,7 @@ struct upstream_attempt {
 	uint64_t		 ua_id;		/* the session's, for its logs */
 	struct event_base	*ua_base;
 	struct admit_gate	*ua_gate;	/* paused when out of fds */
+	struct metrics_slot	*ua_metrics;	/* failures are counted */
 	int64_t			 ua_deadline;	/* of this address, monotonic ns */
 	int			 ua_fd;		/* -1 between tries */
 	int			 ua_lasterr;
@@ -88,7 +90,8 @@ void	upstream_resolver_free(struct upstream_resolver *);
 void	upstream_attempt_start(struct upstream_attempt *,
 	    const struct listen_conf *, size_t start, uint64_t id,
 	    struct event_base *, struct upstream_resolver *,
-	    struct admit_gate *, upstream_done_fn *, void *);
+	    struct admit_gate *, struct metrics_slot *, upstream_done_fn *,
+	    void *);
 void	upstream_attempt_cancel(struct upstream_attempt *);
 
 int	upstream_connect(const struct sockaddr_in *, const struct sockaddr_in *,

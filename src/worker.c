@@ -147,8 +147,8 @@ worker_accepted(void *arg, struct listener *l, int fd,
 			listener_close(l);
 		l = TAILQ_FIRST(&w->w_listeners);
 	}
-	session_start(&w->w_home, l, l->l_conf, listener_first_upstream(l),
-	    fd, peer);
+	session_start(&w->w_home, l, l->l_conf, l->l_metrics,
+	    listener_first_upstream(l), fd, peer);
 }
 
 /* Before the thread starts: l accepts in this worker. */
@@ -401,7 +401,7 @@ worker_halt_sessions(struct worker *w)
 	w->w_stopping = 1;
 	admit_gate_close(&w->w_gate);
 	while ((s = LIST_FIRST(&w->w_home.sh_sessions)) != NULL)
-		session_close(s, 0, "shutdown");
+		session_close(s, METRICS_END_DRAIN, "shutdown");
 }
 
 /* Close every session now and leave the loop. */

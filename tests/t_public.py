@@ -64,6 +64,7 @@ def case_budget_serves_everyone():
     room = int(m.group(1))
     expect(20 <= room <= 57, "sessions 128 descriptors hold, after what the relay holds itself",
            "between 20 and 57", room)
+    wait_until(lambda: len(r.sessions()) >= 300, bound(10))
     text = r.log_text()
     expect("out of descriptors" not in text and "Too many open files" not in text,
            "the relay never ran out of descriptors", "no such line", text[-2000:])

@@ -107,6 +107,36 @@ addr_parse_listen(const char *s, struct sockaddr_in6 *sin6)
 }
 
 /*
+ * A local address to bind, IPv6 or IPv4: "[IPV6]:PORT" as a listener, or
+ * "IPV4:PORT"; no names.  *len is the size of what was parsed.
+ */
+const char *
+addr_parse_local(const char *s, struct sockaddr_storage *ss, socklen_t *len)
+{
+	struct sockaddr_in	*sin = (struct sockaddr_in *)ss;
+	char			 host[ADDR_INPUTMAX + 1];
+	const char		*port, *err;
+	int			 bracketed;
+	uint16_t		 p;
+
+	memset(ss, 0, sizeof(*ss));
+	if ((err = addr_split(s, host, sizeof(host), &port, &bracketed)))
+		return err;
+	if (bracketed) {
+		*len = sizeof(struct sockaddr_in6);
+		return addr_parse_listen(s, (struct sockaddr_in6 *)ss);
+	}
+	if (inet_pton(AF_INET, host, &sin->sin_addr) != 1)
+		return "not an IPv4 address or a bracketed IPv6 address";
+	if ((err = addr_parse_port(port, 1, &p)))
+		return err;
+	sin->sin_family = AF_INET;
+	sin->sin_port = htons(p);
+	*len = sizeof(*sin);
+	return NULL;
+}
+
+/*
  * A host name per RFC 1123: dot-separated labels of letters, digits, '-'
  * and '_', 1-63 characters each, at most 253 in all, one optional root
  * dot at the end.  A last label of digits only is refused: that is a

@@ -29,6 +29,8 @@ const char	*addr_parse_port(const char *, int allow_zero, uint16_t *);
 const char	*addr_parse_listen(const char *, struct sockaddr_in6 *);
 const char	*addr_parse_upstream(const char *, struct addr_upstream *);
 const char	*addr_parse_ipv4(const char *, struct sockaddr_in *);
+const char	*addr_parse_local(const char *, struct sockaddr_storage *,
+		    socklen_t *);
 int		 addr_is_hostname(const char *);
 
 int		 addr_unmap(const struct sockaddr_in6 *, struct sockaddr_in *);

@@ -325,6 +325,27 @@ conf_v_source(cfg_t *cfg, cfg_opt_t *opt)
 	return 0;
 }
 
+static int	conf_stats_line;
+
+static int
+conf_v_stats(cfg_t *cfg, cfg_opt_t *opt)
+{
+	struct sockaddr_storage	 ss;
+	socklen_t		 len;
+	const char		*v = cfg_opt_getnstr(opt, 0), *err;
+	char			 esc[CONF_ERRLEN];
+
+	if (v == NULL)
+		v = "";
+	if ((err = addr_parse_local(v, &ss, &len)) != NULL) {
+		cfg_error(cfg, "stats \"%s\": %s", conf_esc(v, esc,
+		    sizeof(esc)), err);
+		return -1;
+	}
+	conf_stats_line = cfg->line;
+	return 0;
+}
+
 static int	conf_user_line;
 
 static int
@@ -735,6 +756,7 @@ static const struct {
 	cfg_validate_callback_t	 fn;
 } conf_validators[] = {
 	{ "user",			conf_v_user },
+	{ "stats",			conf_v_stats },
 	{ "listen|bind",		conf_v_bind },
 	{ "listen|upstream",		conf_v_upstream },
 	{ "listen|source",		conf_v_source },
@@ -796,6 +818,7 @@ conf_parse(const char *file, char *text, size_t len, char *err,
 		CFG_INT("max-connections", 0, CFGF_NONE),
 		CFG_INT("workers", 0, CFGF_NONE),
 		CFG_BOOL("splice", cfg_true, CFGF_NONE),
+		CFG_STR("stats", NULL, CFGF_NODEFAULT),
 		CFG_SEC("listen", listen_opts,
 		    CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES),
 		CFG_END()
@@ -843,6 +866,10 @@ conf_copy_globals(struct conf *conf, cfg_t *cfg)
 	conf->c_max_conns = (int)cfg_getint(cfg, "max-connections");
 	conf->c_workers = (int)cfg_getint(cfg, "workers");
 	conf->c_splice = cfg_getbool(cfg, "splice") ? 1 : 0;
+	if ((v = cfg_getstr(cfg, "stats")) != NULL) {
+		addr_parse_local(v, &conf->c_stats, &conf->c_statslen);
+		conf->c_stats_line = conf_stats_line;
+	}
 }
 
 /* Step 4: the listen sections, in the order written. */
@@ -866,6 +893,47 @@ conf_copy_listens(struct conf *conf, cfg_t *cfg, char *err, size_t errlen)
 	return 0;
 }
 
+/*
+ * The stats endpoint is no relay listener: it may not take a port a
+ * listener binds (an IPv4 address counts as the IPv4-mapped one a
+ * dual-stack listener takes).
+ */
+static int
+conf_check_stats(struct conf *conf, char *err, size_t errlen)
+{
+	const struct listen_conf *lc;
+	struct sockaddr_in6	 st;
+	const struct sockaddr_in *sin;
+	char			 buf[ADDR_STRLEN], lbuf[ADDR_STRLEN];
+
+	if (conf->c_statslen == 0)
+		return 0;
+	if (conf->c_stats.ss_family == AF_INET6)
+		memcpy(&st, &conf->c_stats, sizeof(st));
+	else {
+		sin = (const struct sockaddr_in *)&conf->c_stats;
+		memset(&st, 0, sizeof(st));
+		st.sin6_family = AF_INET6;
+		st.sin6_port = sin->sin_port;
+		st.sin6_addr.s6_addr[10] = st.sin6_addr.s6_addr[11] = 0xff;
+		memcpy(&st.sin6_addr.s6_addr[12], &sin->sin_addr, 4);
+	}
+	TAILQ_FOREACH(lc, &conf->c_listens, lc_entry) {
+		if (!addr_binds_overlap(&lc->lc_bind, lc->lc_v6only, &st,
+		    conf->c_stats.ss_family == AF_INET ? 0 : 1))
+			continue;
+		snprintf(err, errlen, "%s:%d: stats %s: overlaps bind %s of "
+		    "listen %s (line %d): the stats endpoint needs a port of "
+		    "its own", conf->c_file, conf->c_stats_line,
+		    addr_format((const struct sockaddr *)&conf->c_stats, buf,
+		    sizeof(buf)), addr_format((const struct sockaddr *)
+		    &lc->lc_bind, lbuf, sizeof(lbuf)), lc->lc_name,
+		    lc->lc_line);
+		return -1;
+	}
+	return 0;
+}
+
 struct conf *
 conf_load(const char *file, char *err, size_t errlen)
 {
@@ -884,7 +952,8 @@ conf_load(const char *file, char *err, size_t errlen)
 		conf->c_file = conf_strdup(file);
 		conf_copy_globals(conf, cfg);
 		if (conf_copy_listens(conf, cfg, err, errlen) == -1 ||
-		    conf_check_listens(conf, err, errlen) == -1) {
+		    conf_check_listens(conf, err, errlen) == -1 ||
+		    conf_check_stats(conf, err, errlen) == -1) {
 			conf_free(conf);
 			conf = NULL;
 		}
@@ -995,6 +1064,9 @@ conf_print(const struct conf *conf, FILE *fp)
 	char			 bind[ADDR_STRLEN], src[ADDR_STRLEN];
 	char			 ups[4096];
 
+	if (conf->c_statslen > 0)
+		fprintf(fp, "stats %s: /metrics\n", addr_format((const struct
+		    sockaddr *)&conf->c_stats, bind, sizeof(bind)));
 	TAILQ_FOREACH(lc, &conf->c_listens, lc_entry) {
 		addr_format((const struct sockaddr *)&lc->lc_bind, bind,
 		    sizeof(bind));

@@ -58,6 +58,9 @@ struct conf {
 	int			 c_max_conns;	/* 0 = no limit */
 	int			 c_workers;	/* 0 = one per CPU */
 	int			 c_splice;	/* bulk bytes with splice(2) */
+	struct sockaddr_storage	 c_stats;	/* the stats endpoint */
+	socklen_t		 c_statslen;	/* 0: none */
+	int			 c_stats_line;
 	struct listen_confs	 c_listens;
 };
 

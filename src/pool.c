@@ -6,6 +6,8 @@
 #include <sys/eventfd.h>
 #include <sys/resource.h>
 
+#include <dirent.h>
+
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
@@ -16,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <event2/buffer.h>
 #include <event2/event.h>
 
 #include "addr.h"
@@ -23,6 +26,7 @@
 #include "conf.h"
 #include "listener.h"
 #include "log.h"
+#include "metrics.h"
 #include "pool.h"
 #include "session.h"
 #include "worker.h"
@@ -39,6 +43,8 @@
  * reload needs to open one new listener and read the file.
  */
 #define POOL_FDS_FIXED		13
+/* For the stats endpoint: its socket and the scrapes it serves at once. */
+#define POOL_FDS_STATS		17
 #define POOL_FDS_WORKER		6
 
 static void	pool_done(evutil_socket_t, short, void *);
@@ -159,7 +165,8 @@ pool_budget(struct pool *p, const struct conf *conf)
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
 		limit = rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > (1UL << 30) ?
 		    (1UL << 30) : (unsigned long)rl.rlim_cur;
-	held = POOL_FDS_FIXED + p->p_n * (POOL_FDS_WORKER +
+	held = POOL_FDS_FIXED + (conf->c_statslen > 0 ? POOL_FDS_STATS : 0) +
+	    p->p_n * (POOL_FDS_WORKER +
 	    pool_listeners(p)) + p->p_n + 1;
 	fds = limit > held ? limit - held : 0;
 	sessions = (unsigned)(fds / ADMIT_SESSION_FDS);
@@ -677,4 +684,93 @@ pool_free(struct pool *p)
 	pthread_mutex_destroy(&p->p_lock);
 	free(p);
 	return status;
+}
+
+/* Descriptors the process has open now (its /proc/self/fd). */
+static uint64_t
+pool_fds_open(void)
+{
+	struct dirent	*de;
+	DIR		*d;
+	uint64_t	 n = 0;
+
+	if ((d = opendir("/proc/self/fd")) == NULL)
+		return 0;
+	while ((de = readdir(d)) != NULL)
+		if (de->d_name[0] != '.')
+			n++;
+	closedir(d);
+	return n > 0 ? n - 1 : 0;	/* not the one reading the directory */
+}
+
+/*
+ * A scrape (control thread): sum every listener's slots across workers,
+ * the workers' accept pauses, and the descriptors, and render them.
+ */
+int
+pool_metrics(void *arg, struct evbuffer *b)
+{
+	struct pool			*p = arg;
+	struct metrics_render_listener	*mr;
+	struct metrics_process		 mp;
+	struct listener_group		*g;
+	struct rlimit			 rl;
+	size_t				 i, n = pool_listeners(p);
+	int				 rc;
+
+	if ((mr = calloc(n + 1, sizeof(*mr))) == NULL)
+		return -1;
+	i = 0;
+	TAILQ_FOREACH(g, &p->p_groups, g_entry) {
+		mr[i].mr_name = g->g_conf->lc_name;
+		metrics_sum(g->g_metrics, g->g_n, &mr[i].mr_sums);
+		i++;
+	}
+	memset(&mp, 0, sizeof(mp));
+	for (i = 0; p->p_workers != NULL && i < p->p_n; i++)
+		mp.mp_paused += admit_paused_count(&p->p_workers[i]->w_gate);
+	mp.mp_fds_open = pool_fds_open();
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
+		mp.mp_fds_limit = rl.rlim_cur == RLIM_INFINITY ? 0 :
+		    (uint64_t)rl.rlim_cur;
+	rc = metrics_render(b, mr, n, &mp);
+	free(mr);
+	return rc;
+}
+
+/*
+ * SIGUSR1: one line per listener with its counters (here, the control
+ * thread), then every worker logs its open sessions (in its own thread).
+ */
+void
+pool_report(struct pool *p)
+{
+	struct listener_group	*g;
+	struct metrics_sums	 mu;
+	size_t			 i;
+
+	TAILQ_FOREACH(g, &p->p_groups, g_entry) {
+		metrics_sum(g->g_metrics, g->g_n, &mu);
+		log_notice("listen %s: %llu sessions, %llu open, %llu bytes up, "
+		    "%llu bytes down; ended: %llu done, %llu idle_timeout, "
+		    "%llu client_reset, %llu upstream_reset, %llu no_upstream, "
+		    "%llu error, %llu drain; refused: %llu acl, %llu "
+		    "per_source", g->g_conf->lc_name,
+		    (unsigned long long)mu.mu_sessions,
+		    (unsigned long long)(mu.mu_sessions - mu.mu_ended),
+		    (unsigned long long)mu.mu_up,
+		    (unsigned long long)mu.mu_down,
+		    (unsigned long long)mu.mu_end[METRICS_END_DONE],
+		    (unsigned long long)mu.mu_end[METRICS_END_IDLE_TIMEOUT],
+		    (unsigned long long)mu.mu_end[METRICS_END_CLIENT_RESET],
+		    (unsigned long long)mu.mu_end[METRICS_END_UPSTREAM_RESET],
+		    (unsigned long long)mu.mu_end[METRICS_END_NO_UPSTREAM],
+		    (unsigned long long)mu.mu_end[METRICS_END_ERROR],
+		    (unsigned long long)mu.mu_end[METRICS_END_DRAIN],
+		    (unsigned long long)mu.mu_refused[METRICS_REFUSED_ACL],
+		    (unsigned long long)
+		    mu.mu_refused[METRICS_REFUSED_PER_SOURCE]);
+	}
+	for (i = 0; i < p->p_n; i++)
+		worker_post(p->p_workers[i], WORKER_REPORT);
 }

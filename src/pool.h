@@ -24,6 +24,7 @@
 #include "worker.h"
 
 struct conf;
+struct evbuffer;
 
 struct pool {
 	struct worker		**p_workers;
@@ -56,6 +57,8 @@ void		 pool_halt(struct pool *);
 int		 pool_alive(struct pool *);
 unsigned	 pool_listeners(struct pool *);
 unsigned	 pool_sessions(struct pool *);
+int		 pool_metrics(void *, struct evbuffer *);
+void		 pool_report(struct pool *);
 int		 pool_free(struct pool *);
 
 #endif

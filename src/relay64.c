@@ -25,6 +25,7 @@
 #include "notify.h"
 #include "pool.h"
 #include "proc.h"
+#include "stats.h"
 
 #define EXIT_RUNTIME	1
 #define EXIT_USAGE	2
@@ -61,6 +62,7 @@ static struct {
 	uid_t		 r_uid;
 	gid_t		 r_gid;
 	struct pool	*r_pool;
+	struct stats	*r_stats;	/* the stats endpoint, if any */
 	struct event_base *r_base;	/* the control loop */
 	struct event	*r_sigs[NSIGNALS];
 	struct event	*r_watchdog;
@@ -283,6 +285,60 @@ signal_stop(evutil_socket_t sig, short what, void *arg)
 	}
 }
 
+static void
+stats_log(const struct stats *st, const char *what)
+{
+	char	addr[ADDR_STRLEN];
+
+	log_notice("stats: %s http://%s/metrics", what,
+	    stats_addr(st, addr, sizeof(addr)));
+}
+
+/*
+ * A reload's stats endpoint, before anything else changes: the running
+ * one when the address is the same, a new one bound and serving, or none.
+ */
+static int
+stats_reload_open(const struct conf *conf, struct stats **stp, char *err,
+    size_t errlen)
+{
+	struct stats	*st;
+
+	*stp = NULL;
+	if (conf->c_statslen == 0)
+		return 0;
+	if (relay.r_stats != NULL && stats_same(relay.r_stats,
+	    (const struct sockaddr *)&conf->c_stats, conf->c_statslen)) {
+		*stp = relay.r_stats;
+		return 0;
+	}
+	if ((st = stats_open((const struct sockaddr *)&conf->c_stats,
+	    conf->c_statslen, err, errlen)) == NULL)
+		return -1;
+	if (stats_start(st, relay.r_base, pool_metrics, relay.r_pool, err,
+	    errlen) == -1) {
+		stats_free(st);
+		return -1;
+	}
+	*stp = st;
+	return 0;
+}
+
+/* The reload is done: the old endpoint goes, the new one is said. */
+static void
+stats_reload_commit(struct stats *st)
+{
+	if (st == relay.r_stats)
+		return;
+	if (relay.r_stats != NULL) {
+		stats_free(relay.r_stats);
+		log_notice("stats: stopped serving");
+	}
+	relay.r_stats = st;
+	if (st != NULL)
+		stats_log(st, "serving");
+}
+
 /*
  * SIGHUP: parse the configuration file anew.  On success apply it (see
  * pool_reload()); on any error log it and keep running as before.
@@ -292,6 +348,7 @@ signal_reload(evutil_socket_t sig, short what, void *arg)
 {
 	struct pool	*p = arg;
 	struct conf	*conf;
+	struct stats	*st;
 	struct timespec	 ts;
 	char		 err[CONF_ERRLEN];
 
@@ -312,10 +369,17 @@ signal_reload(evutil_socket_t sig, short what, void *arg)
 		goto failed;
 	if (relay.r_opts->o_level != -1)
 		conf->c_log_level = relay.r_opts->o_level;
-	if (pool_reload(p, conf, err, sizeof(err)) == -1) {
+	if (stats_reload_open(conf, &st, err, sizeof(err)) == -1) {
 		conf_free(conf);
 		goto failed;
 	}
+	if (pool_reload(p, conf, err, sizeof(err)) == -1) {
+		if (st != relay.r_stats)
+			stats_free(st);
+		conf_free(conf);
+		goto failed;
+	}
+	stats_reload_commit(st);
 	if ((conf->c_user == NULL) != (relay.r_conf->c_user == NULL) ||
 	    (conf->c_user != NULL &&
 	    strcmp(conf->c_user, relay.r_conf->c_user) != 0))
@@ -336,16 +400,19 @@ signal_reload(evutil_socket_t sig, short what, void *arg)
 }
 
 /*
- * SIGUSR1 and SIGUSR2 have no job yet: a signal sent to ask for one must
- * not kill the relay (their default action) nor touch its sessions.
+ * SIGUSR1: every listener's counters, then every open session (each
+ * worker logs its own).  SIGUSR2 has no job: a signal sent to ask for one
+ * must not kill the relay (its default action) nor touch its sessions.
  */
 static void
-signal_nothing(evutil_socket_t sig, short what, void *arg)
+signal_report(evutil_socket_t sig, short what, void *arg)
 {
 	(void)what;
-	(void)arg;
-	log_notice("%s: nothing to report yet",
-	    sig == SIGUSR1 ? "SIGUSR1" : "SIGUSR2");
+	if (sig == SIGUSR1) {
+		log_notice("SIGUSR1: listeners and open sessions follow");
+		pool_report(arg);
+	} else
+		log_notice("SIGUSR2: nothing to report (SIGUSR1 reports)");
 }
 
 /* Ping the service manager only while every worker's loop answers. */
@@ -483,6 +550,12 @@ startup(void)
 		return EXIT_RUNTIME;
 	}
 	activation_done();
+	if (conf->c_statslen > 0 && (relay.r_stats = stats_open((const struct
+	    sockaddr *)&conf->c_stats, conf->c_statslen, err,
+	    sizeof(err))) == NULL) {
+		log_error("%s", err);
+		return EXIT_RUNTIME;
+	}
 	if (o->o_daemon && (proc_daemonize(err, sizeof(err)) == -1 ||
 	    proc_pidfile_write(err, sizeof(err)) == -1)) {
 		log_error("%s", err);
@@ -505,8 +578,8 @@ static const struct {
 	{ SIGTERM,	signal_stop },
 	{ SIGINT,	signal_stop },
 	{ SIGHUP,	signal_reload },
-	{ SIGUSR1,	signal_nothing },
-	{ SIGUSR2,	signal_nothing },
+	{ SIGUSR1,	signal_report },
+	{ SIGUSR2,	signal_report },
 };
 _Static_assert(sizeof(control_signals) / sizeof(control_signals[0]) ==
     NSIGNALS, "NSIGNALS: one event per handled signal");
@@ -515,6 +588,7 @@ _Static_assert(sizeof(control_signals) / sizeof(control_signals[0]) ==
 static int
 control_loop(void)
 {
+	char		 err[CONF_ERRLEN];
 	struct timeval	 tv;
 	uint64_t	 wd;
 	size_t		 i;
@@ -530,6 +604,15 @@ control_loop(void)
 			fatalx("cannot install signal handlers");
 	}
 	pool_start(relay.r_pool, relay.r_base, relay.r_conf);
+	if (relay.r_stats != NULL) {
+		if (stats_start(relay.r_stats, relay.r_base, pool_metrics,
+		    relay.r_pool, err, sizeof(err)) == -1) {
+			log_error("%s", err);
+			pool_halt(relay.r_pool);
+			return EXIT_RUNTIME;
+		}
+		stats_log(relay.r_stats, "serving");
+	}
 	if ((wd = notify_watchdog_usec()) != 0) {
 		/* Ping at half the interval, if every worker answers. */
 		tv.tv_sec = (time_t)(wd / 2 / 1000000);
@@ -565,6 +648,8 @@ shutdown_all(int status)
 	if (relay.r_pool != NULL && pool_free(relay.r_pool) != 0 &&
 	    status == 0)
 		status = 1;
+	/* Before the loop it serves on goes. */
+	stats_free(relay.r_stats);
 	if (relay.r_base != NULL) {
 		log_notice("stopped");
 		if (relay.r_watchdog != NULL)

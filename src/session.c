@@ -516,6 +516,41 @@ flow_clear(struct flow *f)
 	}
 }
 
+/* Microseconds since the session started. */
+static uint64_t
+session_age(const struct session *s)
+{
+	struct timespec	now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (uint64_t)((int64_t)(now.tv_sec - s->s_start.tv_sec) * 1000000 +
+	    (now.tv_nsec - s->s_start.tv_nsec) / 1000);
+}
+
+/* SIGUSR1: one line for an open session, at notice. */
+void
+session_report(const struct session *s)
+{
+	char		client[ADDR_STRLEN], up[ADDR_STRLEN];
+	uint64_t	age = session_age(s);
+	int		relaying = s->s_state == SESSION_RELAYING;
+
+	if (relaying)
+		addr_format((const struct sockaddr *)&s->s_upaddr, up,
+		    sizeof(up));
+	else
+		strcpy(up, "-");
+	log_notice("listen %s: session %016llx %s -> %s open for %llu.%03llus, "
+	    "%llu bytes up, %llu bytes down (%s)", s->s_conf->lc_name,
+	    (unsigned long long)s->s_id, addr_format((const struct sockaddr *)
+	    &s->s_client, client, sizeof(client)), up,
+	    (unsigned long long)(age / 1000000),
+	    (unsigned long long)(age / 1000 % 1000),
+	    (unsigned long long)(relaying ? s->s_c2u.f_counted : 0),
+	    (unsigned long long)(relaying ? s->s_u2c.f_counted : 0),
+	    relaying ? "relaying" : "connecting");
+}
+
 /* Close a socket; with abort, as a reset (RST), so the peer learns fast. */
 static void
 session_closefd(int fd, int abort)
@@ -540,7 +575,6 @@ session_close(struct session *s, enum metrics_end why, const char *fmt, ...)
 	struct session_home	*h = s->s_home;
 	char			 reason[SESSION_REASONMAX];
 	char			 client[ADDR_STRLEN], up[ADDR_STRLEN];
-	struct timespec		 now;
 	va_list			 ap;
 	uint64_t		 bup = 0, bdown = 0, usecs;
 	int			 relayed = s->s_state == SESSION_RELAYING;
@@ -571,9 +605,7 @@ session_close(struct session *s, enum metrics_end why, const char *fmt, ...)
 	session_closefd(s->s_cfd, abort);
 	session_closefd(s->s_ufd, abort);
 
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	usecs = (uint64_t)((int64_t)(now.tv_sec - s->s_start.tv_sec) * 1000000 +
-	    (now.tv_nsec - s->s_start.tv_nsec) / 1000);
+	usecs = session_age(s);
 	metrics_ended(s->s_metrics, why, usecs);
 	log_at(relayed ? LOG_INFO : LOG_WARNING, "listen %s: session %016llx "
 	    "%s -> %s ended after %llu.%03llus, %llu bytes up, %llu bytes "

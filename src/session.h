@@ -110,6 +110,7 @@ void	session_ids_init(void);
 void	session_start(struct session_home *, struct listener *,
 	    struct listen_conf *, struct metrics_slot *, size_t first_upstream,
 	    int fd, const struct sockaddr_in6 *);
+void	session_report(const struct session *);
 void	session_close(struct session *, enum metrics_end, const char *, ...)
 	    __attribute__((format(printf, 3, 4)));
 

@@ -300,6 +300,7 @@ worker_mail(evutil_socket_t fd, short what, void *arg)
 {
 	struct worker		*w = arg;
 	struct worker_plan	*wp, *next;
+	struct session		*s;
 	uint64_t		 n;
 	unsigned		 flags;
 
@@ -310,6 +311,9 @@ worker_mail(evutil_socket_t fd, short what, void *arg)
 	flags = atomic_exchange(&w->w_mail, 0);
 	if (flags & WORKER_PING)
 		worker_answer_ping(w);
+	if (flags & WORKER_REPORT)
+		LIST_FOREACH(s, &w->w_home.sh_sessions, s_entry)
+			session_report(s);
 	if (flags & WORKER_RELOAD) {
 		pthread_mutex_lock(&w->w_lock);
 		wp = w->w_plans;

@@ -36,6 +36,7 @@ struct listener_group;
 #define WORKER_HALT	0x04	/* close every session now */
 #define WORKER_PING	0x08	/* answer the watchdog: w_pong = w_ping */
 #define WORKER_RELOAD	0x10	/* apply the plans queued in w_plans */
+#define WORKER_REPORT	0x20	/* log every open session (SIGUSR1) */
 
 /* The global settings a worker reads, from start-up and each reload. */
 struct worker_settings {

@@ -22,7 +22,8 @@ RELAY64_INTEGRATION_TESTS = \
 	tests/t_workers.py \
 	tests/t_worker_faults.py \
 	tests/t_public.py \
-	tests/t_log.py
+	tests/t_log.py \
+	tests/t_metrics.py
 
 TESTS += $(RELAY64_INTEGRATION_TESTS)
 EXTRA_DIST += $(RELAY64_INTEGRATION_TESTS) tests/lib/relaytest.py

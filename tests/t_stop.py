@@ -111,7 +111,7 @@ def case_sighup_ignored():
 
 
 def case_sigusr_harmless():
-    "SIGUSR1 and SIGUSR2 mid-stream: logged at notice, the open session completes (SHA-256), new ones are served, SIGTERM stops with 0"
+    "SIGUSR1 (the report) and SIGUSR2 mid-stream: logged at notice, the open session completes (SHA-256), new ones are served, SIGTERM stops with 0"
     size = 4 * MiB
     be = Backend(sink_source(size, hold_rx=True))
     r = Relay(args=["[::1]:0", be.addr])
@@ -121,9 +121,10 @@ def case_sigusr_harmless():
     rec = be.wait_conns(1)
     # The upstream reads nothing yet: the session is open, with bytes in flight.
     wait_until(lambda: client.tx_len > 0 and client.rx_len > 0, bound(10))
-    for sig, name in ((signal.SIGUSR1, "SIGUSR1"), (signal.SIGUSR2, "SIGUSR2")):
+    for sig, name, line in ((signal.SIGUSR1, "SIGUSR1", r"SIGUSR1: listeners and open sessions follow"),
+                            (signal.SIGUSR2, "SIGUSR2", r"SIGUSR2: nothing to report \(SIGUSR1 reports\)")):
         r.send_signal(sig)
-        r.wait_log(r"^relay64: %s: nothing to report yet$" % name, what=name)
+        r.wait_log(r"^relay64: %s$" % line, what=name)
         expect(r.running(), "the relay survives %s" % name, "running", "exited with %s" % r.proc.poll())
     rec.gate.set()
     t.join(bound(30))

@@ -328,3 +328,23 @@ addr_binds_overlap(const struct sockaddr_in6 *a, int a_v6only,
 	return !(addr_zoned(x) && a->sin6_scope_id != 0 &&
 	    b->sin6_scope_id != 0 && a->sin6_scope_id != b->sin6_scope_id);
 }
+
+/*
+ * Which clients a listener bound to sin6 with v6only takes, in words, for
+ * its start-up line and -C.
+ */
+const char *
+addr_takes(const struct sockaddr_in6 *sin6, int v6only)
+{
+	const struct in6_addr	*a = &sin6->sin6_addr;
+
+	if (IN6_IS_ADDR_UNSPECIFIED(a))
+		return v6only ? "IPv6 clients only; IPv4 clients need their own "
+		    "listener or v6only = false" : "IPv6 and IPv4 clients; IPv4 "
+		    "ones appear as ::ffff:a.b.c.d to the socket and as "
+		    "a.b.c.d in logs and PROXY headers";
+	if (IN6_IS_ADDR_V4MAPPED(a))
+		return addr_v4any(a) ? "IPv4 clients only" :
+		    "IPv4 clients of this address only";
+	return "IPv6 clients of this address only";
+}

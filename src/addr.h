@@ -31,6 +31,7 @@ const char	*addr_parse_upstream(const char *, struct addr_upstream *);
 const char	*addr_parse_ipv4(const char *, struct sockaddr_in *);
 const char	*addr_parse_local(const char *, struct sockaddr_storage *,
 		    socklen_t *);
+const char	*addr_takes(const struct sockaddr_in6 *, int v6only);
 int		 addr_is_hostname(const char *);
 
 int		 addr_unmap(const struct sockaddr_in6 *, struct sockaddr_in *);

@@ -1037,6 +1037,23 @@ conf_free(struct conf *conf)
 	free(conf);
 }
 
+/* What the upstream learns of the client, in words, for logs and -C. */
+const char *
+conf_proxy_text(const struct listen_conf *lc)
+{
+	switch (lc->lc_proxy) {
+	case PROXYHDR_V1:
+		return "PROXY v1 header: the upstream learns each client's "
+		    "address";
+	case PROXYHDR_V2:
+		return "PROXY v2 header: the upstream learns each client's "
+		    "address";
+	default:
+		return "no PROXY header: the upstream sees the relay's address, "
+		    "not the client's";
+	}
+}
+
 /* "A:P,B:P" as written, for logs and -t. */
 const char *
 conf_upstreams_str(const struct listen_conf *lc, char *buf, size_t len)

@@ -78,6 +78,7 @@ int		 conf_proxy_parse(const char *);
 void		 conf_free(struct conf *);
 void		 conf_print(const struct conf *, FILE *);
 const char	*conf_upstreams_str(const struct listen_conf *, char *, size_t);
+const char	*conf_proxy_text(const struct listen_conf *);
 
 struct listen_conf *conf_listen_ref(struct listen_conf *);
 void		 conf_listen_unref(struct listen_conf *);

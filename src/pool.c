@@ -183,14 +183,45 @@ pool_budget(struct pool *p, const struct conf *conf)
 		    sessions);
 }
 
+/*
+ * Once per process: a wildcard listener whose v6only differs from the
+ * host's default for [::] sockets (net.ipv6.bindv6only) is worth a line,
+ * since other programs on this host behave the other way.
+ */
+static void
+pool_note_bindv6only(const struct listen_conf *lc)
+{
+	static int	said;
+	FILE		*fp;
+	int		 host = -1;
+
+	if (said || !IN6_IS_ADDR_UNSPECIFIED(&lc->lc_bind.sin6_addr))
+		return;
+	if ((fp = fopen("/proc/sys/net/ipv6/bindv6only", "r")) != NULL) {
+		if (fscanf(fp, "%d", &host) != 1)
+			host = -1;
+		fclose(fp);
+	}
+	if (host == -1 || (host != 0) == (lc->lc_v6only != 0))
+		return;
+	said = 1;
+	log_notice("listen %s: this host's default for [::] sockets is v6only "
+	    "= %s (net.ipv6.bindv6only = %d); relay64 sets v6only = %s on "
+	    "this listener, as configured", lc->lc_name, host ? "true" :
+	    "false", host, lc->lc_v6only ? "true" : "false");
+}
+
 static void
 pool_log_group(struct listener_group *g, const char *what)
 {
-	char	addr[ADDR_STRLEN], ups[1024];
+	const struct listen_conf *lc = g->g_conf;
+	char			 addr[ADDR_STRLEN], ups[1024];
 
-	log_notice("listen %s: %s %s, upstream %s", g->g_conf->lc_name, what,
+	log_notice("listen %s: %s %s, upstream %s (%s; %s)", lc->lc_name, what,
 	    listener_group_addr(g, addr, sizeof(addr)),
-	    conf_upstreams_str(g->g_conf, ups, sizeof(ups)));
+	    conf_upstreams_str(lc, ups, sizeof(ups)),
+	    addr_takes(&lc->lc_bind, lc->lc_v6only), conf_proxy_text(lc));
+	pool_note_bindv6only(lc);
 }
 
 struct pool_thread_arg {

@@ -19,6 +19,7 @@
 #include <event2/event.h>
 
 #include "activation.h"
+#include "check.h"
 #include "conf.h"
 #include "listener.h"
 #include "log.h"
@@ -43,6 +44,7 @@ struct options {
 	const char	*o_pidfile;
 	const char	*o_proxy;
 	int		 o_test;
+	int		 o_check;	/* -C: -t, then bind and connect checks */
 	int		 o_once;
 	int		 o_level;	/* -1: from the configuration */
 	int		 o_syslog;
@@ -83,6 +85,10 @@ usage(FILE *fp)
 	    "  -c, --config FILE     configuration file (default %s)\n"
 	    "  -t, --test            check the configuration, print the "
 	    "listeners, exit\n"
+	    "  -C, --check           -t, then whether each listener can bind "
+	    "and\n"
+	    "                        reaches its upstreams (one connect each), "
+	    "exit\n"
 	    "  -u, --user USER       drop to USER after binding\n"
 	    "  -1, --once            serve one connection, then exit\n"
 	    "  -p, --proxy-protocol off|v1|v2\n"
@@ -115,6 +121,7 @@ enum { OPT_PIDFILE = 256 };
 static const struct option longopts[] = {
 	{ "config",	required_argument,	NULL, 'c' },
 	{ "test",	no_argument,		NULL, 't' },
+	{ "check",	no_argument,		NULL, 'C' },
 	{ "user",	required_argument,	NULL, 'u' },
 	{ "once",	no_argument,		NULL, '1' },
 	{ "log-level",	required_argument,	NULL, 'l' },
@@ -205,7 +212,7 @@ parse_options(int argc, char *argv[], struct options *o)
 	opterr = 0;
 	for (;;) {
 		li = -1;
-		if ((ch = getopt_long(argc, argv, ":c:tu:1l:p:sdVh", longopts,
+		if ((ch = getopt_long(argc, argv, ":c:tCu:1l:p:sdVh", longopts,
 		    &li)) == -1)
 			break;
 		if (ch == ':' || ch == '?')
@@ -223,6 +230,9 @@ parse_options(int argc, char *argv[], struct options *o)
 			break;
 		case 't':
 			o->o_test = 1;
+			break;
+		case 'C':
+			o->o_test = o->o_check = 1;
 			break;
 		case 'u':
 			o->o_user = optarg;
@@ -502,13 +512,19 @@ setup_conf(struct options *o, int nargs, char *args[])
 	return 0;
 }
 
-/* -t: print the effective listeners; nothing is bound. */
+/*
+ * -t: print the effective listeners; nothing is bound.  -C: then check
+ * what each can bind and reach (check.c); 1 when something cannot.
+ */
 static int
 test_print(void)
 {
 	conf_print(relay.r_conf, stdout);
 	puts("configuration OK");
-	return 0;
+	if (!relay.r_opts->o_check)
+		return 0;
+	fflush(stdout);
+	return check_run(relay.r_conf, stdout) == 0 ? 0 : EXIT_RUNTIME;
 }
 
 /*

@@ -23,7 +23,8 @@ RELAY64_INTEGRATION_TESTS = \
 	tests/t_worker_faults.py \
 	tests/t_public.py \
 	tests/t_log.py \
-	tests/t_metrics.py
+	tests/t_metrics.py \
+	tests/t_check.py
 
 TESTS += $(RELAY64_INTEGRATION_TESTS)
 EXTRA_DIST += $(RELAY64_INTEGRATION_TESTS) tests/lib/relaytest.py

@@ -245,21 +245,36 @@ conf_tlv_parse(const char *v)
 	return 0;
 }
 
+/*
+ * The value of a list just read.  libconfuse calls a list's validator
+ * after each value it adds (with the line of that value), and once more
+ * at the closing brace: checking the last one checks each exactly when it
+ * is read, and a long list costs no more than its length.
+ */
+static const char *
+conf_list_last(cfg_opt_t *opt)
+{
+	unsigned int	 n = cfg_opt_size(opt);
+	const char	*v;
+
+	if (n == 0 || (v = cfg_opt_getnstr(opt, n - 1)) == NULL)
+		return "";
+	return v;
+}
+
 static int
 conf_v_tlvs(cfg_t *cfg, cfg_opt_t *opt)
 {
 	const char	*v;
 	char		 esc[CONF_ERRLEN];
-	unsigned int	 i;
 
-	for (i = 0; i < cfg_opt_size(opt); i++) {
-		if ((v = cfg_opt_getnstr(opt, i)) == NULL)
-			v = "";
-		if (conf_tlv_parse(v) == 0) {
-			cfg_error(cfg, "proxy-protocol-tlvs \"%s\": not one of "
-			    "unique-id, crc32c", conf_esc(v, esc, sizeof(esc)));
-			return -1;
-		}
+	if (cfg_opt_size(opt) == 0)
+		return 0;
+	v = conf_list_last(opt);
+	if (conf_tlv_parse(v) == 0) {
+		cfg_error(cfg, "proxy-protocol-tlvs \"%s\": not one of "
+		    "unique-id, crc32c", conf_esc(v, esc, sizeof(esc)));
+		return -1;
 	}
 	return 0;
 }
@@ -294,16 +309,14 @@ conf_v_upstream(cfg_t *cfg, cfg_opt_t *opt)
 	struct addr_upstream	 au;
 	const char		*v, *err;
 	char			 esc[CONF_ERRLEN];
-	unsigned int		 i;
 
-	for (i = 0; i < cfg_opt_size(opt); i++) {
-		if ((v = cfg_opt_getnstr(opt, i)) == NULL)
-			v = "";
-		if ((err = addr_parse_upstream(v, &au)) != NULL) {
-			cfg_error(cfg, "upstream \"%s\": %s", conf_esc(v, esc,
-			    sizeof(esc)), err);
-			return -1;
-		}
+	if (cfg_opt_size(opt) == 0)
+		return 0;
+	v = conf_list_last(opt);
+	if ((err = addr_parse_upstream(v, &au)) != NULL) {
+		cfg_error(cfg, "upstream \"%s\": %s", conf_esc(v, esc,
+		    sizeof(esc)), err);
+		return -1;
 	}
 	return 0;
 }

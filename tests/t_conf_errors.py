@@ -516,6 +516,23 @@ def case_text_that_is_fine():
                  out + err, "-t line of listener fine")
 
 
+def case_long_lists():
+    "a list of 30,000 upstreams is checked in linear time, and the error in a long list names its line"
+    ups = ['"10.%d.%d.%d:80"' % (i >> 16, (i >> 8) & 255, i & 255) for i in range(30000)]
+    path = write_file("long.conf", "listen long {\n    bind = \"[::1]:0\"\n    upstream = {\n        "
+                      + ",\n        ".join(ups) + "\n    }\n}\n")
+    st, out, err = run_relay(["-t", "-c", path], timeout=bound(10))
+    expect_eq(st, 0, "exit status of relay64 -t -c long.conf (stderr %r)" % err[-300:])
+    expect_match(r"^listen long: .*upstream 10\.0\.0\.0:80,", out, "-t line of listener long")
+    ups[20000] = '"10.0.0.300:80"'
+    path = write_file("long-bad.conf", "listen long {\n    bind = \"[::1]:0\"\n    upstream = {\n        "
+                      + ",\n        ".join(ups) + "\n    }\n}\n")
+    st, out, err = run_relay(["-t", "-c", path], timeout=bound(10))
+    expect_eq(st, 2, "exit status of relay64 -t -c long-bad.conf")
+    expect_match(r'^relay64: .*long-bad\.conf:20004: upstream "10\.0\.0\.300:80": ', err,
+                 "the error names the line of the bad upstream")
+
+
 def _free_port():
     """A port free on every address now (IPv6 and IPv4)."""
     s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
@@ -579,4 +596,5 @@ listen v4one {
 
 if __name__ == "__main__":
     main([case_bad_configs, case_bad_config_without_test, case_good_config,
-          case_binds_that_coexist, case_value_from_environment, case_text_that_is_fine])
+          case_binds_that_coexist, case_value_from_environment, case_text_that_is_fine,
+          case_long_lists])

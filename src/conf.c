@@ -465,6 +465,10 @@ conf_bad_byte(char *err, size_t errlen, const char *file, int line, int col,
  * comments, so errors would name the wrong line, and it accepts a file
  * that ends inside a section.  Strings are left alone, as its lexer does.
  *
+ * A quoted value still open at the end of the file is refused too, with
+ * the line and column of its opening quote: libconfuse's lexer would echo
+ * a backslash ending it to standard output.
+ *
  * Bytes that would change a value unseen are refused with their line and
  * column: a NUL anywhere (libconfuse would end the value there), a control
  * character other than tab inside a quoted value, raw or as an escape
@@ -478,6 +482,7 @@ conf_prepare(char *text, size_t len, const char *file, char *err,
 	size_t		i, n, bol = 0;		/* bol: where the line begins */
 	int		line = 1, depth = 0, open_line = 0, col, v;
 	int		quote = 0, comment = 0;	/* comment: '#' (to EOL) or '*' */
+	int		quote_line = 0, quote_col = 0;
 	int		env = 0;		/* inside "${VAR}" */
 	char		esc[8];
 	unsigned char	c;
@@ -534,6 +539,8 @@ conf_prepare(char *text, size_t len, const char *file, char *err,
 				    col, c, NULL, quote);
 		} else if (c == '"' || c == '\'') {
 			quote = c;
+			quote_line = line;
+			quote_col = col;
 		} else if (c == '#' || (c == '/' && i + 1 < len &&
 		    (text[i + 1] == '/' || text[i + 1] == '*'))) {
 			comment = (c == '/' && text[i + 1] == '*') ? '*' : '#';
@@ -553,7 +560,13 @@ conf_prepare(char *text, size_t len, const char *file, char *err,
 			bol = i + 1;
 		}
 	}
-	if (depth > 0 && !quote && comment != '*') {
+	if (quote) {
+		snprintf(err, errlen, "%s:%d: the quoted value at column %d is "
+		    "never closed (the file ends inside it)", file, quote_line,
+		    quote_col);
+		return -1;
+	}
+	if (depth > 0 && comment != '*') {
 		snprintf(err, errlen, "%s:%d: '{' is never closed (the file "
 		    "ends inside a section)", file, open_line);
 		return -1;

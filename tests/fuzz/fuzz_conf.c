@@ -5,12 +5,15 @@
  * conf_load() must give either a struct conf whose values keep every
  * rule the file format promises (ranges, words, lists of valid networks,
  * binds that can all be held at once) or one error line that names the
- * file, holds no control character and fits its buffer.  A loaded conf is
- * printed (as -t does) to /dev/null and freed; a leak is a finding too.
+ * file, holds no control character and fits its buffer.  Loading writes
+ * nothing to standard output (where -t prints the listeners).  A loaded
+ * conf is printed (as -t does) to /dev/null and freed; a leak is a finding
+ * too.
  */
 #include "config.h"
 
 #include <sys/mman.h>
+#include <sys/stat.h>
 
 #include <arpa/inet.h>
 
@@ -22,9 +25,31 @@
 #include "proxyhdr.h"
 #include "fuzz.h"
 
-static int	 fuzz_fd = -1;
+static int	 fuzz_fd = -1, fuzz_out = -1;
 static char	 fuzz_path[64];
 static FILE	*fuzz_null;
+
+/* conf_load() with standard output caught; returns what went there. */
+static struct conf *
+fuzz_load(char *err, size_t errlen, off_t *out)
+{
+	struct conf	*conf;
+	struct stat	 st;
+	int		 saved;
+
+	fflush(stdout);
+	if ((saved = dup(STDOUT_FILENO)) == -1 ||
+	    dup2(fuzz_out, STDOUT_FILENO) == -1)
+		abort();
+	conf = conf_load(fuzz_path, err, errlen);
+	fflush(stdout);
+	if (dup2(saved, STDOUT_FILENO) == -1 || close(saved) == -1 ||
+	    fstat(fuzz_out, &st) == -1 || ftruncate(fuzz_out, 0) == -1 ||
+	    lseek(fuzz_out, 0, SEEK_SET) == -1)
+		abort();
+	*out = st.st_size;
+	return conf;
+}
 
 /* A network as conf.c keeps it: valid, host bits zero, printed back the same. */
 static void
@@ -135,9 +160,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct conf	*conf;
 	char		 err[CONF_ERRLEN];
+	off_t		 out;
 
 	if (fuzz_fd == -1) {
 		if ((fuzz_fd = memfd_create("relay64.conf", 0)) == -1 ||
+		    (fuzz_out = memfd_create("stdout", 0)) == -1 ||
 		    (fuzz_null = fopen("/dev/null", "w")) == NULL)
 			abort();
 		snprintf(fuzz_path, sizeof(fuzz_path), "/proc/self/fd/%d",
@@ -147,7 +174,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	    (size > 0 && pwrite(fuzz_fd, data, size, 0) != (ssize_t)size))
 		abort();
 	memset(err, 'X', sizeof(err));
-	if ((conf = conf_load(fuzz_path, err, sizeof(err))) == NULL) {
+	conf = fuzz_load(err, sizeof(err), &out);
+	FUZZ_CHECK(out == 0, "%lld bytes written to standard output",
+	    (long long)out);
+	if (conf == NULL) {
 		fuzz_check_error(err, sizeof(err));
 		return 0;
 	}

@@ -3,7 +3,10 @@
  *
  * Listeners are IPv6: "[IPV6]:PORT", brackets required.  Upstreams are
  * IPv4: "A.B.C.D:PORT", "HOST:PORT", or an IPv4-mapped IPv6 address
- * "[::ffff:A.B.C.D]:PORT", which means that IPv4 address.
+ * "[::ffff:A.B.C.D]:PORT", which means that IPv4 address.  Client networks
+ * (allow, deny) are CIDRs without brackets, IPv6 or IPv4: "2001:db8::/32",
+ * "192.0.2.0/24"; an IPv4-mapped client is matched as the IPv4 address it
+ * carries.
  */
 #include "config.h"
 
@@ -347,4 +350,191 @@ addr_takes(const struct sockaddr_in6 *sin6, int v6only)
 		return addr_v4any(a) ? "IPv4 clients only" :
 		    "IPv4 clients of this address only";
 	return "IPv6 clients of this address only";
+}
+
+/* The address bytes of a CIDR, network order, and their number (4 or 16). */
+static const uint8_t *
+addr_cidr_bytes(const struct addr_cidr *ci, size_t *n)
+{
+	if (ci->ci_family == AF_INET) {
+		*n = 4;
+		return (const uint8_t *)&ci->ci_addr.v4;
+	}
+	*n = 16;
+	return ci->ci_addr.v6.s6_addr;
+}
+
+/* Byte i of the netmask of a prefix length. */
+static uint8_t
+addr_maskbyte(unsigned prefix, size_t i)
+{
+	if (prefix >= 8 * (i + 1))
+		return 0xff;
+	if (prefix <= 8 * i)
+		return 0;
+	return (uint8_t)(0xff << (8 - (prefix - 8 * i)));
+}
+
+/*
+ * "ADDRESS/PREFIX" or a bare "ADDRESS" (all of its bits: /128 or /32),
+ * IPv6 or IPv4, without brackets.  An IPv4-mapped IPv6 prefix of 96 bits
+ * or more (::ffff:192.0.2.0/120) becomes the IPv4 prefix it means
+ * (192.0.2.0/24).  An address with bits set past the prefix is refused
+ * with ADDR_CIDR_HOSTBITS, and *ci then holds it as written (with its
+ * prefix), for addr_cidr_hostbits() to explain.
+ */
+const char *
+addr_parse_cidr(const char *s, struct addr_cidr *ci)
+{
+	char		 host[INET6_ADDRSTRLEN];
+	const char	*slash, *p;
+	const uint8_t	*a;
+	unsigned long	 prefix = 0, max;
+	size_t		 n, i;
+	struct in_addr	 v4;
+
+	memset(ci, 0, sizeof(*ci));
+	if (strlen(s) > ADDR_INPUTMAX)
+		return "too long";
+	if (*s == '\0')
+		return "empty";
+	if (*s == '[')
+		return "no brackets here: write ADDRESS/PREFIX, e.g. 2001:db8::/32";
+	slash = strchr(s, '/');
+	n = slash != NULL ? (size_t)(slash - s) : strlen(s);
+	if (n == 0)
+		return "missing address before '/'";
+	if (memchr(s, '%', n) != NULL)
+		return "scoped (%zone) addresses are not supported";
+	if (n >= sizeof(host))
+		return "not an IPv6 or IPv4 address";
+	memcpy(host, s, n);
+	host[n] = '\0';
+	if (inet_pton(AF_INET6, host, &ci->ci_addr.v6) == 1) {
+		ci->ci_family = AF_INET6;
+		max = 128;
+	} else if (inet_pton(AF_INET, host, &ci->ci_addr.v4) == 1) {
+		ci->ci_family = AF_INET;
+		max = 32;
+	} else
+		return "not an IPv6 or IPv4 address";
+	if (slash == NULL)
+		prefix = max;
+	else if (slash[1] == '\0')
+		return "missing prefix length after '/'";
+	p = slash != NULL ? slash + 1 : "";
+	if (p[strspn(p, "0123456789")] != '\0')
+		return strchr(p, '.') != NULL ? "a prefix length in bits, not a "
+		    "netmask: write e.g. 192.0.2.0/24" :
+		    "prefix length is not a number";
+	for (; *p != '\0'; p++) {
+		prefix = prefix * 10 + (unsigned long)(*p - '0');
+		if (prefix > max)
+			return max == 32 ? "prefix length out of range (0-32)" :
+			    "prefix length out of range (0-128)";
+	}
+	if (ci->ci_family == AF_INET6 && prefix >= 96 &&
+	    IN6_IS_ADDR_V4MAPPED(&ci->ci_addr.v6)) {
+		memcpy(&v4, &ci->ci_addr.v6.s6_addr[12], sizeof(v4));
+		memset(&ci->ci_addr, 0, sizeof(ci->ci_addr));
+		ci->ci_addr.v4 = v4;
+		ci->ci_family = AF_INET;
+		prefix -= 96;
+	}
+	ci->ci_prefix = (uint8_t)prefix;
+	a = addr_cidr_bytes(ci, &n);
+	for (i = 0; i < n; i++)
+		if ((a[i] & (uint8_t)~addr_maskbyte(ci->ci_prefix, i)) != 0)
+			return ADDR_CIDR_HOSTBITS;
+	return NULL;
+}
+
+/* "ADDRESS/PREFIX", always with the prefix.  Returns buf. */
+const char *
+addr_format_cidr(const struct addr_cidr *ci, char *buf, size_t len)
+{
+	char	a[INET6_ADDRSTRLEN];
+
+	if ((ci->ci_family != AF_INET && ci->ci_family != AF_INET6) ||
+	    inet_ntop(ci->ci_family, &ci->ci_addr, a, sizeof(a)) == NULL)
+		snprintf(buf, len, "(family %d)", ci->ci_family);
+	else
+		snprintf(buf, len, "%s/%u", a, (unsigned)ci->ci_prefix);
+	return buf;
+}
+
+/*
+ * For an address with host bits set (as addr_parse_cidr() leaves it when
+ * it says ADDR_CIDR_HOSTBITS): the network it lies in, into *net, and the
+ * host bits alone as an address ("::1" for 2001:db8::1/32, "0.0.0.1" for
+ * 192.0.2.1/24) into buf.  Returns buf.
+ */
+const char *
+addr_cidr_hostbits(const struct addr_cidr *ci, struct addr_cidr *net,
+    char *buf, size_t len)
+{
+	struct addr_cidr	 host = *ci;
+	const uint8_t		*a;
+	uint8_t			*h, *m;
+	size_t			 n, i;
+
+	*net = *ci;
+	a = addr_cidr_bytes(ci, &n);
+	h = (uint8_t *)&host.ci_addr;
+	m = (uint8_t *)&net->ci_addr;
+	for (i = 0; i < n; i++) {
+		m[i] = a[i] & addr_maskbyte(ci->ci_prefix, i);
+		h[i] = a[i] & (uint8_t)~addr_maskbyte(ci->ci_prefix, i);
+	}
+	if (inet_ntop(ci->ci_family, &host.ci_addr, buf, (socklen_t)len) ==
+	    NULL && len > 0)
+		buf[0] = '\0';
+	return buf;
+}
+
+/* Does the network ci hold the address a (of ci's family)? */
+static int
+addr_cidr_has(const struct addr_cidr *ci, const uint8_t *a)
+{
+	const uint8_t	*net;
+	size_t		 n, full;
+
+	net = addr_cidr_bytes(ci, &n);
+	if (ci->ci_prefix > 8 * n)
+		return 0;
+	full = ci->ci_prefix / 8;
+	if (memcmp(net, a, full) != 0)
+		return 0;
+	return full == n ||
+	    ((net[full] ^ a[full]) & addr_maskbyte(ci->ci_prefix, full)) == 0;
+}
+
+int
+addr_cidr_match(const struct addr_cidr *list, size_t n,
+    const struct sockaddr_in6 *client)
+{
+	const uint8_t	*a = client->sin6_addr.s6_addr;
+	sa_family_t	 family = AF_INET6;
+	size_t		 i;
+
+	if (IN6_IS_ADDR_V4MAPPED(&client->sin6_addr)) {
+		family = AF_INET;
+		a += 12;
+	}
+	for (i = 0; i < n; i++)
+		if (list[i].ci_family == family && addr_cidr_has(&list[i], a))
+			return (int)i;
+	return -1;
+}
+
+void
+addr_source_key(const struct sockaddr_in6 *client, uint8_t key[16])
+{
+	memset(key, 0, 16);
+	if (IN6_IS_ADDR_V4MAPPED(&client->sin6_addr)) {
+		key[10] = 0xff;
+		key[11] = 0xff;
+		memcpy(key + 12, &client->sin6_addr.s6_addr[12], 4);
+	} else
+		memcpy(key, client->sin6_addr.s6_addr, 8);
 }

@@ -135,6 +135,8 @@ static const struct conf_range {
 	{ "listen|connect-timeout",	1, 3600 },
 	{ "listen|idle-timeout",	0, 604800 },
 	{ "listen|max-connections",	0, 1000000 },
+	{ "listen|keepalive",		0, 86400 },
+	{ "listen|max-per-source",	0, 1000000 },
 };
 
 /* Words: key path -> the words allowed, listed as the error lists them. */
@@ -245,21 +247,36 @@ conf_tlv_parse(const char *v)
 	return 0;
 }
 
+/*
+ * The value of a list just read.  libconfuse calls a list's validator
+ * after each value it adds (with the line of that value), and once more
+ * at the closing brace: checking the last one checks each exactly when it
+ * is read, and a long list costs no more than its length.
+ */
+static const char *
+conf_list_last(cfg_opt_t *opt)
+{
+	unsigned int	 n = cfg_opt_size(opt);
+	const char	*v;
+
+	if (n == 0 || (v = cfg_opt_getnstr(opt, n - 1)) == NULL)
+		return "";
+	return v;
+}
+
 static int
 conf_v_tlvs(cfg_t *cfg, cfg_opt_t *opt)
 {
 	const char	*v;
 	char		 esc[CONF_ERRLEN];
-	unsigned int	 i;
 
-	for (i = 0; i < cfg_opt_size(opt); i++) {
-		if ((v = cfg_opt_getnstr(opt, i)) == NULL)
-			v = "";
-		if (conf_tlv_parse(v) == 0) {
-			cfg_error(cfg, "proxy-protocol-tlvs \"%s\": not one of "
-			    "unique-id, crc32c", conf_esc(v, esc, sizeof(esc)));
-			return -1;
-		}
+	if (cfg_opt_size(opt) == 0)
+		return 0;
+	v = conf_list_last(opt);
+	if (conf_tlv_parse(v) == 0) {
+		cfg_error(cfg, "proxy-protocol-tlvs \"%s\": not one of "
+		    "unique-id, crc32c", conf_esc(v, esc, sizeof(esc)));
+		return -1;
 	}
 	return 0;
 }
@@ -294,16 +311,14 @@ conf_v_upstream(cfg_t *cfg, cfg_opt_t *opt)
 	struct addr_upstream	 au;
 	const char		*v, *err;
 	char			 esc[CONF_ERRLEN];
-	unsigned int		 i;
 
-	for (i = 0; i < cfg_opt_size(opt); i++) {
-		if ((v = cfg_opt_getnstr(opt, i)) == NULL)
-			v = "";
-		if ((err = addr_parse_upstream(v, &au)) != NULL) {
-			cfg_error(cfg, "upstream \"%s\": %s", conf_esc(v, esc,
-			    sizeof(esc)), err);
-			return -1;
-		}
+	if (cfg_opt_size(opt) == 0)
+		return 0;
+	v = conf_list_last(opt);
+	if ((err = addr_parse_upstream(v, &au)) != NULL) {
+		cfg_error(cfg, "upstream \"%s\": %s", conf_esc(v, esc,
+		    sizeof(esc)), err);
+		return -1;
 	}
 	return 0;
 }
@@ -344,6 +359,35 @@ conf_v_stats(cfg_t *cfg, cfg_opt_t *opt)
 	}
 	conf_stats_line = cfg->line;
 	return 0;
+}
+
+/* allow, deny: CIDRs; an address with host bits set is told its network. */
+static int
+conf_v_cidrs(cfg_t *cfg, cfg_opt_t *opt)
+{
+	struct addr_cidr	 ci, net;
+	const char		*v, *err;
+	char			 esc[CONF_ERRLEN], host[INET6_ADDRSTRLEN];
+	char			 buf[ADDR_CIDRLEN];
+	int			 mapped;
+
+	if (cfg_opt_size(opt) == 0)
+		return 0;
+	v = conf_list_last(opt);
+	if ((err = addr_parse_cidr(v, &ci)) == NULL)
+		return 0;
+	conf_esc(v, esc, sizeof(esc));
+	if (strcmp(err, ADDR_CIDR_HOSTBITS) == 0) {
+		/* An IPv4-mapped prefix is held as IPv4: name it as written. */
+		mapped = ci.ci_family == AF_INET && strchr(v, ':') != NULL;
+		addr_cidr_hostbits(&ci, &net, host, sizeof(host));
+		cfg_error(cfg, "%s \"%s\": host bits set past the /%u prefix "
+		    "(%s): write the network, %s", cfg_opt_name(opt), esc,
+		    ci.ci_prefix + (mapped ? 96u : 0u), host,
+		    addr_format_cidr(&net, buf, sizeof(buf)));
+	} else
+		cfg_error(cfg, "%s \"%s\": %s", cfg_opt_name(opt), esc, err);
+	return -1;
 }
 
 static int	conf_user_line;
@@ -442,6 +486,10 @@ conf_bad_byte(char *err, size_t errlen, const char *file, int line, int col,
  * comments, so errors would name the wrong line, and it accepts a file
  * that ends inside a section.  Strings are left alone, as its lexer does.
  *
+ * A quoted value still open at the end of the file is refused too, with
+ * the line and column of its opening quote: libconfuse's lexer would echo
+ * a backslash ending it to standard output.
+ *
  * Bytes that would change a value unseen are refused with their line and
  * column: a NUL anywhere (libconfuse would end the value there), a control
  * character other than tab inside a quoted value, raw or as an escape
@@ -455,6 +503,7 @@ conf_prepare(char *text, size_t len, const char *file, char *err,
 	size_t		i, n, bol = 0;		/* bol: where the line begins */
 	int		line = 1, depth = 0, open_line = 0, col, v;
 	int		quote = 0, comment = 0;	/* comment: '#' (to EOL) or '*' */
+	int		quote_line = 0, quote_col = 0;
 	int		env = 0;		/* inside "${VAR}" */
 	char		esc[8];
 	unsigned char	c;
@@ -511,6 +560,8 @@ conf_prepare(char *text, size_t len, const char *file, char *err,
 				    col, c, NULL, quote);
 		} else if (c == '"' || c == '\'') {
 			quote = c;
+			quote_line = line;
+			quote_col = col;
 		} else if (c == '#' || (c == '/' && i + 1 < len &&
 		    (text[i + 1] == '/' || text[i + 1] == '*'))) {
 			comment = (c == '/' && text[i + 1] == '*') ? '*' : '#';
@@ -530,7 +581,13 @@ conf_prepare(char *text, size_t len, const char *file, char *err,
 			bol = i + 1;
 		}
 	}
-	if (depth > 0 && !quote && comment != '*') {
+	if (quote) {
+		snprintf(err, errlen, "%s:%d: the quoted value at column %d is "
+		    "never closed (the file ends inside it)", file, quote_line,
+		    quote_col);
+		return -1;
+	}
+	if (depth > 0 && comment != '*') {
 		snprintf(err, errlen, "%s:%d: '{' is never closed (the file "
 		    "ends inside a section)", file, open_line);
 		return -1;
@@ -619,6 +676,7 @@ conf_listen_new(const char *name, int line)
 	lc->lc_balance = BALANCE_FIRST;
 	lc->lc_connect_timeout = CONF_CONNECT_TIMEOUT;
 	lc->lc_idle_timeout = CONF_IDLE_TIMEOUT;
+	lc->lc_keepalive = CONF_KEEPALIVE;
 	return lc;
 }
 
@@ -633,6 +691,23 @@ conf_title_ok(const char *t)
 		if (!isalnum((unsigned char)t[i]) && strchr("-_.", t[i]) == NULL)
 			return 0;
 	return 1;
+}
+
+/* The CIDRs of a list key (validated while parsing); NULL when none. */
+static struct addr_cidr *
+conf_cidrs_copy(cfg_t *sec, const char *key, size_t *np)
+{
+	struct addr_cidr	*list;
+	unsigned int		 i, n;
+
+	*np = n = cfg_size(sec, key);
+	if (n == 0)
+		return NULL;
+	if ((list = calloc(n, sizeof(*list))) == NULL)
+		fatal("calloc");
+	for (i = 0; i < n; i++)
+		addr_parse_cidr(cfg_getnstr(sec, key, i), &list[i]);
+	return list;
 }
 
 /* Copy one parsed listen section; values were validated while parsing. */
@@ -680,6 +755,10 @@ conf_listen_copy(cfg_t *sec, const char *file, char *err, size_t errlen)
 	lc->lc_connect_timeout = (int)cfg_getint(sec, "connect-timeout");
 	lc->lc_idle_timeout = (int)cfg_getint(sec, "idle-timeout");
 	lc->lc_max_conns = (int)cfg_getint(sec, "max-connections");
+	lc->lc_keepalive = (int)cfg_getint(sec, "keepalive");
+	lc->lc_max_per_source = (unsigned)cfg_getint(sec, "max-per-source");
+	lc->lc_allow = conf_cidrs_copy(sec, "allow", &lc->lc_nallow);
+	lc->lc_deny = conf_cidrs_copy(sec, "deny", &lc->lc_ndeny);
 	lc->lc_proxy = conf_proxy_parse(cfg_getstr(sec, "proxy-protocol"));
 	for (i = 0; i < cfg_size(sec, "proxy-protocol-tlvs"); i++)
 		lc->lc_proxy_tlvs |= conf_tlv_parse(cfg_getnstr(sec,
@@ -761,6 +840,8 @@ static const struct {
 	{ "listen|upstream",		conf_v_upstream },
 	{ "listen|source",		conf_v_source },
 	{ "listen|proxy-protocol-tlvs",	conf_v_tlvs },
+	{ "listen|allow",		conf_v_cidrs },
+	{ "listen|deny",		conf_v_cidrs },
 };
 
 static void
@@ -809,6 +890,10 @@ conf_parse(const char *file, char *text, size_t len, char *err,
 		CFG_INT("max-connections", 0, CFGF_NONE),
 		CFG_STR("proxy-protocol", "off", CFGF_NONE),
 		CFG_STR_LIST("proxy-protocol-tlvs", NULL, CFGF_NODEFAULT),
+		CFG_INT("keepalive", CONF_KEEPALIVE, CFGF_NONE),
+		CFG_INT("max-per-source", 0, CFGF_NONE),
+		CFG_STR_LIST("allow", NULL, CFGF_NODEFAULT),
+		CFG_STR_LIST("deny", NULL, CFGF_NODEFAULT),
 		CFG_END()
 	};
 	cfg_opt_t opts[] = {
@@ -1018,6 +1103,8 @@ conf_listen_unref(struct listen_conf *lc)
 		return;
 	free(lc->lc_name);
 	free(lc->lc_upstreams);
+	free(lc->lc_allow);
+	free(lc->lc_deny);
 	free(lc);
 }
 
@@ -1073,6 +1160,23 @@ conf_upstreams_str(const struct listen_conf *lc, char *buf, size_t len)
 	return buf;
 }
 
+/* ", KEY {A/P, B/P}" for a list of CIDRs; nothing when it is empty. */
+static void
+conf_print_cidrs(FILE *fp, const char *key, const struct addr_cidr *list,
+    size_t n)
+{
+	char	buf[ADDR_CIDRLEN];
+	size_t	i;
+
+	if (n == 0)
+		return;
+	fprintf(fp, ", %s {", key);
+	for (i = 0; i < n; i++)
+		fprintf(fp, "%s%s", i ? ", " : "",
+		    addr_format_cidr(&list[i], buf, sizeof(buf)));
+	fputc('}', fp);
+}
+
 /* The effective listeners, one per line, as -t prints them. */
 void
 conf_print(const struct conf *conf, FILE *fp)
@@ -1093,7 +1197,7 @@ conf_print(const struct conf *conf, FILE *fp)
 			    sizeof(src));
 		fprintf(fp, "listen %s: bind %s v6only %s, upstream %s, "
 		    "balance %s, %s%s%sconnect-timeout %d, idle-timeout %d, "
-		    "max-connections %d, proxy-protocol %s%s%s\n",
+		    "max-connections %d, proxy-protocol %s%s%s",
 		    lc->lc_name, bind,
 		    lc->lc_v6only ? "yes" : "no",
 		    conf_upstreams_str(lc, ups, sizeof(ups)),
@@ -1106,5 +1210,10 @@ conf_print(const struct conf *conf, FILE *fp)
 		    lc->lc_proxy_tlvs & PROXYHDR_TLV_UNIQUE_ID ?
 		    " unique-id" : "",
 		    lc->lc_proxy_tlvs & PROXYHDR_TLV_CRC32C ? " crc32c" : "");
+		fprintf(fp, ", keepalive %d, max-per-source %u", lc->lc_keepalive,
+		    lc->lc_max_per_source);
+		conf_print_cidrs(fp, "allow", lc->lc_allow, lc->lc_nallow);
+		conf_print_cidrs(fp, "deny", lc->lc_deny, lc->lc_ndeny);
+		fputc('\n', fp);
 	}
 }

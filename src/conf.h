@@ -46,6 +46,12 @@ struct listen_conf {
 	int			 lc_max_conns;		/* 0 = global limit only */
 	int			 lc_proxy;	/* enum proxyhdr_version */
 	unsigned		 lc_proxy_tlvs;	/* PROXYHDR_TLV_* */
+	int			 lc_keepalive;	/* seconds, 0 = off */
+	unsigned		 lc_max_per_source;	/* 0 = no limit */
+	struct addr_cidr	*lc_allow;	/* none: everyone */
+	size_t			 lc_nallow;
+	struct addr_cidr	*lc_deny;	/* checked after allow */
+	size_t			 lc_ndeny;
 };
 TAILQ_HEAD(listen_confs, listen_conf);
 
@@ -67,6 +73,7 @@ struct conf {
 /* Defaults, shared by the file and the ad-hoc form. */
 #define CONF_CONNECT_TIMEOUT	5
 #define CONF_IDLE_TIMEOUT	0
+#define CONF_KEEPALIVE		60
 #define CONF_DRAIN_TIMEOUT	30
 #define CONF_ADHOC_NAME		"cmdline"
 #define CONF_WORKERS_MAX	256

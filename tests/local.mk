@@ -38,3 +38,24 @@ EXTRA_DIST += tests/setup-debian tests/suite tests/python3-or-skip tests/t_proxy
 
 include tests/integration.mk
 include tests/bench.mk
+
+# Fuzzing harnesses (tests/fuzz/): tests/fuzz/run runs them with libFuzzer;
+# here each is linked with a plain main() and replays its seed corpus and
+# regression cases, in every build (plain, sanitizers, threads).
+check_PROGRAMS += tests/fuzz/replay_conf tests/fuzz/replay_addr \
+	tests/fuzz/replay_proxyhdr
+tests_fuzz_replay_conf_SOURCES = tests/fuzz/replay.c tests/fuzz/fuzz.h \
+	tests/fuzz/fuzz_conf.c src/conf.c src/conf.h src/addr.c src/addr.h \
+	src/log.c src/log.h src/proxyhdr.h
+tests_fuzz_replay_conf_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/src
+tests_fuzz_replay_conf_CFLAGS = $(AM_CFLAGS) $(CONFUSE_CFLAGS)
+tests_fuzz_replay_conf_LDADD = $(CONFUSE_LIBS)
+tests_fuzz_replay_addr_SOURCES = tests/fuzz/replay.c tests/fuzz/fuzz.h \
+	tests/fuzz/fuzz_addr.c src/addr.c src/addr.h
+tests_fuzz_replay_addr_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/src
+tests_fuzz_replay_proxyhdr_SOURCES = tests/fuzz/replay.c tests/fuzz/fuzz.h \
+	tests/fuzz/fuzz_proxyhdr.c src/proxyhdr.c src/proxyhdr.h
+tests_fuzz_replay_proxyhdr_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/src
+TESTS += tests/fuzz_replay.sh
+EXTRA_DIST += tests/fuzz_replay.sh tests/fuzz/run tests/fuzz/README \
+	tests/fuzz/conf.dict tests/fuzz/corpus tests/fuzz/regress

@@ -338,6 +338,261 @@ test_binds_overlap(void)
 	    "coexist");
 }
 
+/* Parse a CIDR; on success return its formatted form. */
+static const char *
+cidr_rt(const char *in, const char **err)
+{
+	static char		buf[ADDR_CIDRLEN];
+	struct addr_cidr	ci;
+
+	if ((*err = addr_parse_cidr(in, &ci)) != NULL)
+		return NULL;
+	return addr_format_cidr(&ci, buf, sizeof(buf));
+}
+
+static void
+test_cidr_parse(void)
+{
+	static const struct {
+		const char	*in, *out, *err;
+	} cases[] = {
+		{ "2001:db8::/32", "2001:db8::/32", NULL },
+		{ "2001:DB8:0::/48", "2001:db8::/48", NULL },
+		{ "2001:db8::1", "2001:db8::1/128", NULL },
+		{ "2001:db8::1/128", "2001:db8::1/128", NULL },
+		{ "::/0", "::/0", NULL },
+		{ "::", "::/128", NULL },
+		{ "fe80::/10", "fe80::/10", NULL },
+		{ "192.0.2.0/24", "192.0.2.0/24", NULL },
+		{ "192.0.2.7", "192.0.2.7/32", NULL },
+		{ "0.0.0.0/0", "0.0.0.0/0", NULL },
+		{ "10.0.0.0/8", "10.0.0.0/8", NULL },
+		{ "192.0.2.128/25", "192.0.2.128/25", NULL },
+		{ "192.0.2.0/024", "192.0.2.0/24", NULL },
+		/* IPv4-mapped prefixes are the IPv4 prefixes they mean */
+		{ "::ffff:192.0.2.0/120", "192.0.2.0/24", NULL },
+		{ "::ffff:192.0.2.9", "192.0.2.9/32", NULL },
+		{ "::FFFF:c000:200/119", "192.0.2.0/23", NULL },
+		{ "::ffff:0.0.0.0/96", "0.0.0.0/0", NULL },
+		/* ... but not IPv4-compatible ones, nor the /96 around them */
+		{ "::192.0.2.0/120", "::192.0.2.0/120", NULL },
+		{ "::/96", "::/96", NULL },
+		/* host bits */
+		{ "2001:db8::1/32", NULL, ADDR_CIDR_HOSTBITS },
+		{ "2001:db8:8000::/32", NULL, ADDR_CIDR_HOSTBITS },
+		{ "192.0.2.1/24", NULL, ADDR_CIDR_HOSTBITS },
+		{ "192.0.2.128/24", NULL, ADDR_CIDR_HOSTBITS },
+		{ "0.0.0.1/0", NULL, ADDR_CIDR_HOSTBITS },
+		{ "::1/0", NULL, ADDR_CIDR_HOSTBITS },
+		{ "::ffff:192.0.2.1/120", NULL, ADDR_CIDR_HOSTBITS },
+		{ "::ffff:0:0/95", NULL, ADDR_CIDR_HOSTBITS },
+		/* prefix length */
+		{ "2001:db8::/129", NULL, "prefix length out of range (0-128)" },
+		{ "::ffff:192.0.2.0/129", NULL,
+		    "prefix length out of range (0-128)" },
+		{ "192.0.2.0/33", NULL, "prefix length out of range (0-32)" },
+		{ "192.0.2.0/99999999999999999999", NULL,
+		    "prefix length out of range (0-32)" },
+		{ "192.0.2.0/", NULL, "missing prefix length after '/'" },
+		{ "192.0.2.0/-1", NULL, "prefix length is not a number" },
+		{ "192.0.2.0/+8", NULL, "prefix length is not a number" },
+		{ "192.0.2.0/ 24", NULL, "prefix length is not a number" },
+		{ "192.0.2.0/24/8", NULL, "prefix length is not a number" },
+		{ "192.0.2.0/0x18", NULL, "prefix length is not a number" },
+		/* addresses */
+		{ "", NULL, "empty" },
+		{ "/24", NULL, "missing address before '/'" },
+		{ "[2001:db8::]/32", NULL, "no brackets here: write "
+		    "ADDRESS/PREFIX, e.g. 2001:db8::/32" },
+		{ "fe80::1%eth0/128", NULL,
+		    "scoped (%zone) addresses are not supported" },
+		{ "192.0.2.0/255.255.255.0", NULL, "a prefix length in bits, "
+		    "not a netmask: write e.g. 192.0.2.0/24" },
+		{ "192.0.2.0/24.", NULL, "a prefix length in bits, "
+		    "not a netmask: write e.g. 192.0.2.0/24" },
+		{ "192.0.2/24", NULL, "not an IPv6 or IPv4 address" },
+		{ "192.0.2.300/32", NULL, "not an IPv6 or IPv4 address" },
+		{ "01.2.3.4", NULL, "not an IPv6 or IPv4 address" },
+		{ " 192.0.2.0/24", NULL, "not an IPv6 or IPv4 address" },
+		{ "2001:db8:::/48", NULL, "not an IPv6 or IPv4 address" },
+		{ "example.org/24", NULL, "not an IPv6 or IPv4 address" },
+		{ "1111:2222:3333:4444:5555:6666:7777:8888:9999/8", NULL,
+		    "not an IPv6 or IPv4 address" },
+		{ "0000:0000:0000:0000:0000:ffff:192.168.100.200/128",
+		    "192.168.100.200/32", NULL },
+		{ "00000:0000:0000:0000:0000:ffff:192.168.100.200/128",
+		    NULL, "not an IPv6 or IPv4 address" },
+	};
+	const char	*out, *err;
+	size_t		 i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		out = cidr_rt(cases[i].in, &err);
+		CHECK_STR(err, cases[i].err, "cidr \"%s\" error", cases[i].in);
+		CHECK_STR(out, cases[i].out, "cidr \"%s\" value", cases[i].in);
+	}
+}
+
+static void
+test_cidr_overlong(void)
+{
+	char			big[4096];
+	struct addr_cidr	ci;
+
+	memset(big, '1', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	CHECK_STR(addr_parse_cidr(big, &ci), "too long", "4 KiB cidr");
+	memset(big, '0', 100);
+	memcpy(big + 100, "/8", 3);
+	CHECK_STR(addr_parse_cidr(big, &ci), "not an IPv6 or IPv4 address",
+	    "100 zeros");
+}
+
+static void
+test_cidr_hostbits(void)
+{
+	static const struct {
+		const char	*in, *host, *net;
+	} cases[] = {
+		{ "2001:db8::1/32", "::1", "2001:db8::/32" },
+		{ "2001:db8:ff00::1/40", "::1", "2001:db8:ff00::/40" },
+		{ "2001:db8:ffff::1/40", "0:0:ff::1", "2001:db8:ff00::/40" },
+		{ "192.0.2.1/24", "0.0.0.1", "192.0.2.0/24" },
+		{ "192.0.2.255/25", "0.0.0.127", "192.0.2.128/25" },
+		{ "255.255.255.255/0", "255.255.255.255", "0.0.0.0/0" },
+		{ "::ffff:192.0.2.1/120", "0.0.0.1", "192.0.2.0/24" },
+		{ "::ffff:192.0.2.1/80", "::ffff:192.0.2.1", "::/80" },
+	};
+	struct addr_cidr	ci, net, back;
+	char			host[INET6_ADDRSTRLEN], buf[ADDR_CIDRLEN];
+	size_t			i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		CHECK_STR(addr_parse_cidr(cases[i].in, &ci), ADDR_CIDR_HOSTBITS,
+		    "cidr \"%s\" has host bits", cases[i].in);
+		CHECK_STR(addr_cidr_hostbits(&ci, &net, host, sizeof(host)),
+		    cases[i].host, "cidr \"%s\" host bits", cases[i].in);
+		CHECK_STR(addr_format_cidr(&net, buf, sizeof(buf)),
+		    cases[i].net, "cidr \"%s\" network", cases[i].in);
+		CHECK_STR(addr_parse_cidr(buf, &back), NULL,
+		    "cidr \"%s\": its network parses", cases[i].in);
+	}
+}
+
+static void
+test_cidr_match(void)
+{
+	static const char *const list[] = {
+		"2001:db8::/32",		/* 0 */
+		"192.0.2.0/24",			/* 1 */
+		"2001:db8:bad::/48",		/* 2: inside 0 */
+		"198.51.100.7",			/* 3 */
+		"::ffff:203.0.113.0/120",	/* 4: IPv4 203.0.113.0/24 */
+		"10.0.0.0/9",			/* 5 */
+		"2001:db9:8000::/33",		/* 6 */
+		"::/96",			/* 7 */
+	};
+	static const struct {
+		const char	*client;
+		int		 want;
+	} cases[] = {
+		{ "2001:db8::1", 0 },
+		{ "2001:db8:bad::1", 0 },	/* the first entry wins */
+		{ "2001:db8:ffff:ffff:ffff:ffff:ffff:ffff", 0 },
+		{ "2001:db9::1", -1 },
+		{ "2001:db7:ffff::1", -1 },
+		{ "::ffff:192.0.2.1", 1 },
+		{ "::ffff:192.0.2.255", 1 },
+		{ "::ffff:192.0.3.0", -1 },
+		{ "::ffff:198.51.100.7", 3 },
+		{ "::ffff:198.51.100.8", -1 },
+		{ "::ffff:203.0.113.77", 4 },
+		{ "::ffff:10.127.255.255", 5 },
+		{ "::ffff:10.128.0.0", -1 },
+		{ "2001:db9:8000::1", 6 },
+		{ "2001:db9:7fff::1", -1 },
+		/* ::/96 is IPv6: it holds IPv4-compatible addresses, never
+		 * an IPv4 client */
+		{ "::192.0.2.1", 7 },
+		{ "::ffff:192.0.2.1", 1 },
+		{ "::ffff:1.2.3.4", -1 },
+		/* IPv4 entries never match an IPv6 client with the same
+		 * bytes at its end, nor IPv4-compatible ones */
+		{ "::c000:201", 7 },
+		{ "64:ff9b::192.0.2.1", -1 },
+	};
+	struct addr_cidr	cidrs[sizeof(list) / sizeof(list[0])];
+	struct sockaddr_in6	client;
+	size_t			i, n = sizeof(list) / sizeof(list[0]);
+
+	for (i = 0; i < n; i++)
+		CHECK_STR(addr_parse_cidr(list[i], &cidrs[i]), NULL,
+		    "list entry %s", list[i]);
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		client = sin6_of(cases[i].client, 443);
+		CHECK(addr_cidr_match(cidrs, n, &client) == cases[i].want,
+		    "client %s: entry %d, want %d", cases[i].client,
+		    addr_cidr_match(cidrs, n, &client), cases[i].want);
+	}
+	client = sin6_of("2001:db8::1", 443);
+	CHECK(addr_cidr_match(cidrs, 0, &client) == -1, "empty list");
+	CHECK(addr_cidr_match(NULL, 0, &client) == -1, "NULL list");
+
+	/* /0 of each family holds all of that family, none of the other */
+	CHECK_STR(addr_parse_cidr("::/0", &cidrs[0]), NULL, "::/0");
+	CHECK_STR(addr_parse_cidr("0.0.0.0/0", &cidrs[1]), NULL, "0.0.0.0/0");
+	client = sin6_of("2001:db8::1", 443);
+	CHECK(addr_cidr_match(&cidrs[0], 1, &client) == 0, "::/0, IPv6");
+	CHECK(addr_cidr_match(&cidrs[1], 1, &client) == -1, "0/0, IPv6");
+	client = sin6_of("::ffff:192.0.2.1", 443);
+	CHECK(addr_cidr_match(&cidrs[0], 1, &client) == -1, "::/0, IPv4");
+	CHECK(addr_cidr_match(&cidrs[1], 1, &client) == 0, "0/0, IPv4");
+	CHECK(addr_cidr_match(cidrs, 2, &client) == 1, "both, IPv4");
+}
+
+static void
+test_source_key(void)
+{
+	static const struct {
+		const char	*a, *b;
+		int		 same;
+	} cases[] = {
+		{ "2001:db8:1:2::1", "2001:db8:1:2:ffff:ffff:ffff:ffff", 1 },
+		{ "2001:db8:1:2::1", "2001:db8:1:3::1", 0 },
+		{ "::ffff:192.0.2.1", "::ffff:192.0.2.1", 1 },
+		{ "::ffff:192.0.2.1", "::ffff:192.0.2.2", 0 },
+		/* IPv4 clients never share a key with IPv6 ones */
+		{ "::ffff:0.0.0.0", "::", 0 },
+		{ "::ffff:192.0.2.1", "::192.0.2.1", 0 },
+		{ "::ffff:192.0.2.1", "::ffff:0:c000:201", 0 },
+	};
+	static const uint8_t	v4key[16] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+	    0xff, 0xff, 192, 0, 2, 1 };
+	static const uint8_t	v6key[16] = { 0x20, 0x01, 0x0d, 0xb8, 0, 1,
+	    0, 2 };
+	struct sockaddr_in6	a, b;
+	uint8_t			ka[16], kb[16];
+	size_t			i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		a = sin6_of(cases[i].a, 1000);
+		b = sin6_of(cases[i].b, 2000);
+		memset(ka, 0xaa, sizeof(ka));
+		memset(kb, 0x55, sizeof(kb));
+		addr_source_key(&a, ka);
+		addr_source_key(&b, kb);
+		CHECK((memcmp(ka, kb, 16) == 0) == cases[i].same,
+		    "source keys of %s and %s: %s", cases[i].a, cases[i].b,
+		    cases[i].same ? "the same" : "different");
+	}
+	a = sin6_of("::ffff:192.0.2.1", 1);
+	addr_source_key(&a, ka);
+	CHECK(memcmp(ka, v4key, 16) == 0, "IPv4 key is ::ffff:192.0.2.1");
+	a = sin6_of("2001:db8:1:2:3:4:5:6", 1);
+	addr_source_key(&a, ka);
+	CHECK(memcmp(ka, v6key, 16) == 0, "IPv6 key is 2001:db8:1:2::");
+}
+
 int
 main(void)
 {
@@ -350,5 +605,10 @@ main(void)
 	test_unmap_format();
 	test_equal();
 	test_binds_overlap();
+	test_cidr_parse();
+	test_cidr_overlong();
+	test_cidr_hostbits();
+	test_cidr_match();
+	test_source_key();
 	return unit_result();
 }

@@ -4,9 +4,17 @@
  */
 #include "config.h"
 
+#include <sys/random.h>
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
 #include <event2/event.h>
 
+#include "addr.h"
 #include "admit.h"
+#include "conf.h"
 #include "log.h"
 
 /* How long a worker stops accepting after running out of descriptors. */
@@ -270,4 +278,149 @@ admit_resume(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	g->ag_fdpause = 0;
 	g->ag_rearm(g->ag_arg);
+}
+
+/* One source's count of open sessions. */
+struct admit_source {
+	struct admit_source	*so_next;
+	uint8_t			 so_key[16];
+	unsigned		 so_n;
+};
+
+struct admit_sources *
+admit_sources_new(void)
+{
+	struct admit_sources	*as;
+	size_t			 i;
+
+	if ((as = calloc(1, sizeof(*as))) == NULL)
+		return NULL;
+	for (i = 0; i < ADMIT_SOURCE_LOCKS; i++)
+		pthread_mutex_init(&as->as_locks[i], NULL);
+	if (getrandom(as->as_seed, sizeof(as->as_seed), GRND_NONBLOCK) !=
+	    sizeof(as->as_seed)) {
+		as->as_seed[0] = (uint64_t)time(NULL) * 0x9e3779b97f4a7c15ULL;
+		as->as_seed[1] = (uint64_t)(uintptr_t)as;
+	}
+	return as;
+}
+
+void
+admit_sources_free(struct admit_sources *as)
+{
+	struct admit_source	*so;
+	size_t			 i;
+
+	if (as == NULL)
+		return;
+	for (i = 0; i < ADMIT_SOURCE_BUCKETS; i++)
+		while ((so = as->as_buckets[i]) != NULL) {
+			as->as_buckets[i] = so->so_next;
+			free(so);
+		}
+	for (i = 0; i < ADMIT_SOURCE_LOCKS; i++)
+		pthread_mutex_destroy(&as->as_locks[i]);
+	free(as);
+}
+
+/* A keyed mix of the 16 key bytes (splitmix64's finaliser, twice). */
+static size_t
+admit_source_bucket(const struct admit_sources *as, const uint8_t key[16])
+{
+	uint64_t	a, b;
+
+	memcpy(&a, key, 8);
+	memcpy(&b, key + 8, 8);
+	a ^= as->as_seed[0];
+	a = (a ^ (a >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	a = (a ^ (a >> 27)) * 0x94d049bb133111ebULL;
+	a ^= b ^ as->as_seed[1];
+	a = (a ^ (a >> 31)) * 0xbf58476d1ce4e5b9ULL;
+	a ^= a >> 29;
+	return (size_t)(a % ADMIT_SOURCE_BUCKETS);
+}
+
+/* One more session of key, unless max are open; 1 when taken. */
+static int
+admit_source_take(struct admit_sources *as, const uint8_t key[16],
+    unsigned max)
+{
+	size_t			 b = admit_source_bucket(as, key);
+	pthread_mutex_t		*lock = &as->as_locks[b % ADMIT_SOURCE_LOCKS];
+	struct admit_source	*so;
+	int			 taken = 0;
+
+	pthread_mutex_lock(lock);
+	for (so = as->as_buckets[b]; so != NULL; so = so->so_next)
+		if (memcmp(so->so_key, key, 16) == 0)
+			break;
+	if (so == NULL && (so = calloc(1, sizeof(*so))) != NULL) {
+		memcpy(so->so_key, key, 16);
+		so->so_next = as->as_buckets[b];
+		as->as_buckets[b] = so;
+	}
+	if (so != NULL && so->so_n < max) {
+		so->so_n++;
+		taken = 1;
+	}
+	pthread_mutex_unlock(lock);
+	return taken;
+}
+
+static void
+admit_source_give(struct admit_sources *as, const uint8_t key[16])
+{
+	size_t			 b = admit_source_bucket(as, key);
+	pthread_mutex_t		*lock = &as->as_locks[b % ADMIT_SOURCE_LOCKS];
+	struct admit_source	*so, **pp;
+
+	pthread_mutex_lock(lock);
+	for (pp = &as->as_buckets[b]; (so = *pp) != NULL; pp = &so->so_next)
+		if (memcmp(so->so_key, key, 16) == 0)
+			break;
+	if (so != NULL && --so->so_n == 0) {
+		*pp = so->so_next;
+		free(so);
+	}
+	pthread_mutex_unlock(lock);
+}
+
+/*
+ * A client just accepted, before anything is done for it: allow (when
+ * set, an entry must match), then deny, then max-per-source.  An IPv4
+ * client of a dual-stack listener is matched and counted as IPv4.  *rule
+ * is the entry that decided (for the log), *held whether a per-source
+ * slot was taken, to be given back by admit_client_gone().
+ */
+enum admit_verdict
+admit_client(const struct listen_conf *lc, struct admit_sources *as,
+    const struct sockaddr_in6 *peer, int *rule, int *held)
+{
+	uint8_t	key[16];
+
+	*held = 0;
+	*rule = -1;
+	if (lc->lc_nallow > 0 &&
+	    addr_cidr_match(lc->lc_allow, lc->lc_nallow, peer) == -1)
+		return ADMIT_NOT_ALLOWED;
+	if (lc->lc_ndeny > 0 &&
+	    (*rule = addr_cidr_match(lc->lc_deny, lc->lc_ndeny, peer)) != -1)
+		return ADMIT_DENIED;
+	if (lc->lc_max_per_source == 0 || as == NULL)
+		return ADMIT_OK;
+	addr_source_key(peer, key);
+	if (!admit_source_take(as, key, lc->lc_max_per_source))
+		return ADMIT_PER_SOURCE;
+	*held = 1;
+	return ADMIT_OK;
+}
+
+/* A session that held a per-source slot ended. */
+void
+admit_client_gone(struct admit_sources *as, const struct sockaddr_in6 *peer)
+{
+	uint8_t	key[16];
+
+	addr_source_key(peer, key);
+	admit_source_give(as, key);
 }

@@ -22,12 +22,39 @@
 #ifndef RELAY64_ADMIT_H
 #define RELAY64_ADMIT_H
 
+#include <netinet/in.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 
 #include <event2/event_struct.h>
 
 struct event_base;
+struct listen_conf;
+
+/* What admit_client() says of a client just accepted. */
+enum admit_verdict {
+	ADMIT_OK,
+	ADMIT_NOT_ALLOWED,	/* allow is set and no entry matches */
+	ADMIT_DENIED,		/* a deny entry matches */
+	ADMIT_PER_SOURCE,	/* max-per-source sessions open already */
+};
+
+/*
+ * Sessions open per source (an IPv6 /64, an IPv4 /32) of one listener,
+ * across workers: a hash table with a lock per stripe of buckets, so
+ * workers contend only when they touch the same stripe at once.  An entry
+ * lives while its source has a session open: the table holds at most as
+ * many entries as sessions are open, whatever the number of sources.
+ */
+#define ADMIT_SOURCE_BUCKETS	4096
+#define ADMIT_SOURCE_LOCKS	64
+struct admit_source;
+struct admit_sources {
+	pthread_mutex_t		 as_locks[ADMIT_SOURCE_LOCKS];
+	struct admit_source	*as_buckets[ADMIT_SOURCE_BUCKETS];
+	uint64_t		 as_seed[2];	/* hostile sources pick keys */
+};
 
 /* A count of open sessions that every worker shares, with its bound. */
 struct admit_count {
@@ -81,6 +108,14 @@ void		admit_fd_exhausted(struct admit_gate *);
 void		admit_paused(struct admit_gate *);
 uint64_t	admit_paused_count(struct admit_gate *);
 int		admit_pipe_take(struct admit_gate *);
+
+struct admit_sources *admit_sources_new(void);
+void		admit_sources_free(struct admit_sources *);
+enum admit_verdict admit_client(const struct listen_conf *,
+		    struct admit_sources *, const struct sockaddr_in6 *,
+		    int *rule, int *held);
+void		admit_client_gone(struct admit_sources *,
+		    const struct sockaddr_in6 *);
 void		admit_pipe_give(struct admit_gate *);
 
 #endif

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -28,6 +29,7 @@
 #include "conf.h"
 #include "listener.h"
 #include "log.h"
+#include "tcp.h"
 
 /* Connections taken from the backlog per readiness event. */
 #define LISTENER_BURST	64
@@ -49,6 +51,9 @@ listener_socket(const struct listen_conf *lc, const struct sockaddr_in6 *sa,
 		    strerror(errno));
 		return -1;
 	}
+	/* Accepted sockets inherit the keepalive options (tcp.c). */
+	if (tcp_keepalive(fd, lc->lc_keepalive) == -1)
+		log_warn("listen %s: keepalive", lc->lc_name);
 	/* Set both options explicitly: never trust the system default. */
 	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) == -1 ||
 	    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only,
@@ -133,6 +138,7 @@ listener_close_fds(int *fds, size_t n)
 static void
 listener_group_free(struct listener_group *g)
 {
+	admit_sources_free(g->g_sources);
 	metrics_slots_free(g->g_metrics);
 	free(g->g_ls);
 	if (g->g_conf != NULL)
@@ -192,6 +198,7 @@ listener_group_open(struct listen_conf *lc, size_t n, char *err,
 	if ((g = calloc(1, sizeof(*g))) == NULL ||
 	    (g->g_ls = calloc(n, sizeof(*g->g_ls))) == NULL ||
 	    (g->g_metrics = metrics_slots_new(n)) == NULL ||
+	    (g->g_sources = admit_sources_new()) == NULL ||
 	    (fds = calloc(n, sizeof(*fds))) == NULL) {
 		if (g != NULL)
 			listener_group_free(g);
@@ -202,9 +209,11 @@ listener_group_open(struct listen_conf *lc, size_t n, char *err,
 		fds[i] = -1;
 	if ((fd = activation_take(lc, err, errlen)) == -2)
 		goto fail;
-	if (fd >= 0)
+	if (fd >= 0) {
 		shared = 1;
-	else if ((fd = listener_socket(lc, &lc->lc_bind, 0, err,
+		if (tcp_keepalive(fd, lc->lc_keepalive) == -1)
+			log_warn("listen %s: keepalive", lc->lc_name);
+	} else if ((fd = listener_socket(lc, &lc->lc_bind, 0, err,
 	    errlen)) == -1)
 		goto fail;
 	fds[0] = fd;
@@ -213,6 +222,8 @@ listener_group_open(struct listen_conf *lc, size_t n, char *err,
 	atomic_init(&g->g_refs, 1 + (unsigned)n);
 	admit_count_init(&g->g_count, (unsigned)lc->lc_max_conns);
 	atomic_init(&g->g_rr, 0);
+	atomic_init(&g->g_refused_sec, 0);
+	atomic_init(&g->g_refused_quiet, 0);
 	len = sizeof(g->g_addr);
 	if (getsockname(fd, (struct sockaddr *)&g->g_addr, &len) == -1)
 		g->g_addr = lc->lc_bind;
@@ -317,14 +328,68 @@ listener_start(struct listener *l, struct listeners *list,
 	listener_rearm(l);
 }
 
+/*
+ * A client admit.c refused: closed at once (a reset, so a flood leaves no
+ * TIME_WAIT behind), counted, and logged at info with what decided, at
+ * most once a second per listener, with how many were not logged since.
+ */
+static void
+listener_refuse(struct listener *l, int fd, const struct sockaddr_in6 *peer,
+    enum admit_verdict verdict, int rule)
+{
+	const struct listen_conf *lc = l->l_conf;
+	struct listener_group	*g = l->l_group;
+	struct linger		 lg = { 1, 0 };
+	struct timespec		 now;
+	char			 client[ADDR_STRLEN], rulebuf[ADDR_CIDRLEN];
+	char			 why[ADDR_CIDRLEN + 80], more[48];
+	long long		 last;
+	unsigned		 quiet;
+
+	setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	close(fd);
+	metrics_add(&l->l_metrics->ms_refused[verdict == ADMIT_PER_SOURCE ?
+	    METRICS_REFUSED_PER_SOURCE : METRICS_REFUSED_ACL], 1);
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &now);
+	last = atomic_load(&g->g_refused_sec);
+	if ((long long)now.tv_sec <= last || !atomic_compare_exchange_strong(
+	    &g->g_refused_sec, &last, (long long)now.tv_sec)) {
+		atomic_fetch_add(&g->g_refused_quiet, 1);
+		return;
+	}
+	quiet = atomic_exchange(&g->g_refused_quiet, 0);
+	more[0] = '\0';
+	if (quiet > 0)
+		snprintf(more, sizeof(more), " (%u more refused since the last "
+		    "line)", quiet);
+	switch (verdict) {
+	case ADMIT_DENIED:
+		snprintf(why, sizeof(why), "deny %s", addr_format_cidr(
+		    &lc->lc_deny[rule], rulebuf, sizeof(rulebuf)));
+		break;
+	case ADMIT_NOT_ALLOWED:
+		snprintf(why, sizeof(why), "not in allow");
+		break;
+	default:
+		snprintf(why, sizeof(why), "max-per-source %u sessions from "
+		    "its %s open already", lc->lc_max_per_source,
+		    IN6_IS_ADDR_V4MAPPED(&peer->sin6_addr) ? "/32" : "/64");
+		break;
+	}
+	log_info("listen %s: refused %s: %s%s", lc->lc_name,
+	    addr_format((const struct sockaddr *)peer, client, sizeof(client)),
+	    why, more);
+}
+
 static void
 listener_accept(evutil_socket_t fd, short what, void *arg)
 {
 	struct listener		*l = arg;
 	struct admit_count	*count = &l->l_group->g_count;
 	struct sockaddr_in6	 peer;
+	enum admit_verdict	 verdict;
 	socklen_t		 len;
-	int			 i, s, err;
+	int			 i, s, err, rule, held;
 
 	(void)what;
 	for (i = 0; i < LISTENER_BURST && l->l_fd != -1 &&
@@ -357,9 +422,16 @@ listener_accept(evutil_socket_t fd, short what, void *arg)
 				goto out;
 			}
 		}
+		verdict = admit_client(l->l_conf, l->l_group->g_sources, &peer,
+		    &rule, &held);
+		if (verdict != ADMIT_OK) {
+			listener_refuse(l, s, &peer, verdict, rule);
+			admit_give(l->l_gate, count);
+			continue;
+		}
 		l->l_nsessions++;
 		/* The callback may close l (--once): look at l_fd again. */
-		l->l_accepted(l->l_arg, l, s, &peer);
+		l->l_accepted(l->l_arg, l, s, &peer, held);
 	}
  out:
 	listener_rearm(l);
@@ -400,6 +472,9 @@ listener_close(struct listener *l)
 void
 listener_set_conf(struct listener *l, struct listen_conf *lc)
 {
+	if (l->l_fd != -1 && lc->lc_keepalive != l->l_conf->lc_keepalive &&
+	    tcp_keepalive(l->l_fd, lc->lc_keepalive) == -1)
+		log_warn("listen %s: keepalive", lc->lc_name);
 	conf_listen_unref(l->l_conf);
 	l->l_conf = conf_listen_ref(lc);
 	listener_rearm(l);
@@ -433,9 +508,12 @@ listener_first_upstream(struct listener *l)
  * slot back.  A retired listener goes with its last session.
  */
 void
-listener_session_ended(struct listener *l)
+listener_session_ended(struct listener *l, const struct sockaddr_in6 *peer,
+    int source_held)
 {
 	l->l_nsessions--;
+	if (source_held)
+		admit_client_gone(l->l_group->g_sources, peer);
 	admit_give(l->l_gate, &l->l_group->g_count);
 	if (l->l_retired && l->l_nsessions == 0)
 		listener_free(l);

@@ -8,8 +8,9 @@
  * group holds what the workers share: the session count that the
  * listener's max-connections limits, and the round-robin cursor.  Each
  * worker runs its own struct listener on its socket: the accept loop,
- * which asks admit.c before each accept and hands every client to the
- * worker's callback.  listener.c knows nothing of sessions or workers.
+ * which asks admit.c before each accept and about each client accepted
+ * (allow, deny, max-per-source: a refused client is closed at once), and
+ * hands every other client to the worker's callback.  listener.c knows nothing of sessions or workers.
  */
 #ifndef RELAY64_LISTENER_H
 #define RELAY64_LISTENER_H
@@ -33,7 +34,7 @@ struct listener;
  * from here on; listener_session_ended() gives it back.
  */
 typedef void	listener_accepted_fn(void *arg, struct listener *, int fd,
-		    const struct sockaddr_in6 *);
+		    const struct sockaddr_in6 *, int source_held);
 
 struct listener {
 	TAILQ_ENTRY(listener)	 l_entry;
@@ -63,6 +64,9 @@ struct listener_group {
 	atomic_uint		 g_refs;	/* control + each listener */
 	struct admit_count	 g_count;	/* sessions, max-connections */
 	struct metrics_slot	*g_metrics;	/* one slot per worker */
+	struct admit_sources	*g_sources;	/* sessions per source */
+	atomic_llong		 g_refused_sec;	/* last refusal logged */
+	atomic_uint		 g_refused_quiet; /* refusals not logged */
 	atomic_uint		 g_rr;		/* round-robin cursor */
 	int			 g_matched;	/* scratch for a reload */
 	size_t			 g_n;
@@ -88,7 +92,8 @@ void		 listener_close(struct listener *);
 void		 listener_set_conf(struct listener *, struct listen_conf *);
 void		 listener_retire(struct listener *);
 size_t		 listener_first_upstream(struct listener *);
-void		 listener_session_ended(struct listener *);
+void		 listener_session_ended(struct listener *,
+		    const struct sockaddr_in6 *, int source_held);
 void		 listener_free(struct listener *);
 
 #endif

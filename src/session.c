@@ -96,19 +96,26 @@ session_now(void)
 void
 session_start(struct session_home *h, struct listener *l,
     struct listen_conf *lc, struct metrics_slot *ms, size_t first_upstream,
-    int fd, const struct sockaddr_in6 *peer)
+    int fd, const struct sockaddr_in6 *peer, int source_held)
 {
 	struct session	*s;
 
 	if ((s = calloc(1, sizeof(*s))) == NULL) {
+		struct session	gone;
+
 		log_warn("listen %s: session", lc->lc_name);
 		close(fd);
-		h->sh_ended(h, l, 0);
+		memset(&gone, 0, sizeof(gone));
+		gone.s_listener = l;
+		gone.s_client = *peer;
+		gone.s_source_held = (uint8_t)source_held;
+		h->sh_ended(h, &gone, 0);
 		return;
 	}
 	s->s_home = h;
 	s->s_listener = l;
 	s->s_metrics = ms;
+	s->s_source_held = (uint8_t)source_held;
 	metrics_add(&ms->ms_sessions, 1);
 	s->s_conf = conf_listen_ref(lc);
 	s->s_id = session_id_next();
@@ -275,6 +282,10 @@ flow_error(struct flow *f, int fd, const char *op, int err)
 	if (err == ECONNRESET || err == EPIPE)
 		session_close(f->f_sess, client ? METRICS_END_CLIENT_RESET :
 		    METRICS_END_UPSTREAM_RESET, "%s reset", flow_side(f, fd));
+	else if (err == ETIMEDOUT)	/* keepalive, or the user timeout */
+		session_close(f->f_sess, client ? METRICS_END_CLIENT_RESET :
+		    METRICS_END_UPSTREAM_RESET, "%s gone (keepalive)",
+		    flow_side(f, fd));
 	else
 		session_close(f->f_sess, METRICS_END_ERROR, "%s: %s: %s",
 		    flow_side(f, fd), op, strerror(err));
@@ -617,6 +628,6 @@ session_close(struct session *s, enum metrics_end why, const char *fmt, ...)
 
 	LIST_REMOVE(s, s_entry);
 	conf_listen_unref(s->s_conf);
-	h->sh_ended(h, s->s_listener, relayed);
+	h->sh_ended(h, s, relayed);
 	free(s);
 }

@@ -49,9 +49,9 @@ struct session_home {
 	struct admit_gate	*sh_gate;	/* paused when out of fds */
 	int			 sh_splice;	/* bulk directions may splice */
 	struct sessions		 sh_sessions;	/* open ones */
-	/* A session ended; relayed: it had reached an upstream. */
+	/* A session ended (s is still there); relayed: it reached an upstream. */
 	void			(*sh_ended)(struct session_home *,
-				    struct listener *, int relayed);
+				    struct session *, int relayed);
 };
 
 struct flow {
@@ -84,6 +84,7 @@ struct session {
 	struct session_home	*s_home;
 	struct listener		*s_listener;	/* handed back in sh_ended */
 	struct metrics_slot	*s_metrics;	/* the listener's, this worker's */
+	uint8_t			 s_source_held;	/* admission's: per-source slot */
 	struct listen_conf	*s_conf;	/* referenced */
 	uint64_t		 s_id;
 	enum session_state	 s_state;
@@ -109,7 +110,7 @@ struct session {
 void	session_ids_init(void);
 void	session_start(struct session_home *, struct listener *,
 	    struct listen_conf *, struct metrics_slot *, size_t first_upstream,
-	    int fd, const struct sockaddr_in6 *);
+	    int fd, const struct sockaddr_in6 *, int source_held);
 void	session_report(const struct session *);
 void	session_close(struct session *, enum metrics_end, const char *, ...)
 	    __attribute__((format(printf, 3, 4)));

@@ -37,7 +37,7 @@
 static void	worker_drained(evutil_socket_t, short, void *);
 static void	worker_mail(evutil_socket_t, short, void *);
 static void	worker_rearm(void *);
-static void	worker_session_ended(struct session_home *, struct listener *,
+static void	worker_session_ended(struct session_home *, struct session *,
 		    int);
 static void	worker_stop(struct worker *);
 static void	worker_halt(struct worker *);
@@ -134,7 +134,7 @@ worker_free(struct worker *w)
 
 static void
 worker_accepted(void *arg, struct listener *l, int fd,
-    const struct sockaddr_in6 *peer)
+    const struct sockaddr_in6 *peer, int source_held)
 {
 	struct worker	*w = arg;
 
@@ -148,7 +148,7 @@ worker_accepted(void *arg, struct listener *l, int fd,
 		l = TAILQ_FIRST(&w->w_listeners);
 	}
 	session_start(&w->w_home, l, l->l_conf, l->l_metrics,
-	    listener_first_upstream(l), fd, peer);
+	    listener_first_upstream(l), fd, peer, source_held);
 }
 
 /* Before the thread starts: l accepts in this worker. */
@@ -347,9 +347,9 @@ worker_rearm(void *arg)
 		listener_rearm(l);
 }
 
-/* The home's callback: a session of l has ended (or never started). */
+/* The home's callback: a session has ended (or never started). */
 static void
-worker_session_ended(struct session_home *h, struct listener *l, int relayed)
+worker_session_ended(struct session_home *h, struct session *s, int relayed)
 {
 	struct worker	*w = (struct worker *)((char *)h -
 			    offsetof(struct worker, w_home));
@@ -357,7 +357,7 @@ worker_session_ended(struct session_home *h, struct listener *l, int relayed)
 	w->w_nsessions--;
 	if (w->w_once && !relayed)
 		w->w_once_failed = 1;
-	listener_session_ended(l);
+	listener_session_ended(s->s_listener, &s->s_client, s->s_source_held);
 	if (w->w_stopping) {
 		if (w->w_nsessions == 0)
 			event_base_loopexit(w->w_base, NULL);

@@ -24,7 +24,9 @@ RELAY64_INTEGRATION_TESTS = \
 	tests/t_public.py \
 	tests/t_log.py \
 	tests/t_metrics.py \
-	tests/t_check.py
+	tests/t_check.py \
+	tests/t_access.py \
+	tests/t_keepalive.py
 
 TESTS += $(RELAY64_INTEGRATION_TESTS)
 EXTRA_DIST += $(RELAY64_INTEGRATION_TESTS) tests/lib/relaytest.py

@@ -119,7 +119,7 @@ activation_take(const struct listen_conf *lc, char *err, size_t errlen)
 			    lc->lc_v6only ? "true" : "false");
 		if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) == -1) {
 			snprintf(err, errlen, "listen %s: passed socket: %s",
-			    lc->lc_name, strerror(errno));
+			    lc->lc_name, log_errstr(errno));
 			return -2;
 		}
 		activation_fds[i].used = 1;

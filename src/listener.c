@@ -48,7 +48,7 @@ listener_socket(const struct listen_conf *lc, const struct sockaddr_in6 *sa,
 	fd = socket(AF_INET6, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd == -1) {
 		snprintf(err, errlen, "listen %s: socket: %s", lc->lc_name,
-		    strerror(errno));
+		    log_errstr(errno));
 		return -1;
 	}
 	/* Accepted sockets inherit the keepalive options (tcp.c). */
@@ -60,14 +60,14 @@ listener_socket(const struct listen_conf *lc, const struct sockaddr_in6 *sa,
 	    sizeof(v6only)) == -1 || (reuseport && setsockopt(fd, SOL_SOCKET,
 	    SO_REUSEPORT, &on, sizeof(on)) == -1)) {
 		snprintf(err, errlen, "listen %s: setsockopt: %s",
-		    lc->lc_name, strerror(errno));
+		    lc->lc_name, log_errstr(errno));
 		close(fd);
 		return -1;
 	}
 	if (bind(fd, (const struct sockaddr *)sa, sizeof(*sa)) == -1) {
 		snprintf(err, errlen, "listen %s: bind %s: %s", lc->lc_name,
 		    addr_format((const struct sockaddr *)sa, buf, sizeof(buf)),
-		    strerror(errno));
+		    log_errstr(errno));
 		close(fd);
 		return -1;
 	}
@@ -81,7 +81,7 @@ listener_listen(const struct listen_conf *lc, int fd, char *err,
 	if (listen(fd, LISTENER_BACKLOG) == 0)
 		return 0;
 	snprintf(err, errlen, "listen %s: listen: %s", lc->lc_name,
-	    strerror(errno));
+	    log_errstr(errno));
 	return -1;
 }
 
@@ -104,7 +104,7 @@ listener_group_more(struct listener_group *g, int *fds)
 	if (setsockopt(fds[0], SOL_SOCKET, SO_REUSEPORT, &on,
 	    sizeof(on)) == -1) {
 		snprintf(err, sizeof(err), "listen %s: setsockopt: %s",
-		    lc->lc_name, strerror(errno));
+		    lc->lc_name, log_errstr(errno));
 		goto share;
 	}
 	for (i = 1; i < g->g_n; i++) {
@@ -159,7 +159,7 @@ listener_group_fill(struct listener_group *g, int *fds, char *err,
 		if (fds[i] == -1 &&
 		    (fds[i] = fcntl(fds[0], F_DUPFD_CLOEXEC, 0)) == -1) {
 			snprintf(err, errlen, "listen %s: dup: %s",
-			    lc->lc_name, strerror(errno));
+			    lc->lc_name, log_errstr(errno));
 			return -1;
 		}
 	}
@@ -418,7 +418,7 @@ listener_accept(evutil_socket_t fd, short what, void *arg)
 				goto out;
 			default:
 				log_warnx("listen %s: accept: %s",
-				    l->l_conf->lc_name, strerror(err));
+				    l->l_conf->lc_name, log_errstr(err));
 				goto out;
 			}
 		}

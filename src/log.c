@@ -70,6 +70,18 @@ log_stderr_too(int on)
 	atomic_store_explicit(&log_tee, on && log_syslog, memory_order_relaxed);
 }
 
+/*
+ * strerror() for any thread: workers log errors from their own threads,
+ * and strerror()'s buffer for an unknown errno is shared.
+ */
+const char *
+log_errstr(int err)
+{
+	static __thread char	buf[64];
+
+	return strerror_r(err, buf, sizeof(buf));
+}
+
 void
 log_setlevel(int level)
 {
@@ -157,7 +169,7 @@ log_verr(int pri, const char *fmt, va_list ap)
 	int	saved = errno;
 
 	vsnprintf(msg, sizeof(msg), fmt, ap);
-	log_at(pri, "%s: %s", msg, strerror(saved));
+	log_at(pri, "%s: %s", msg, log_errstr(saved));
 	errno = saved;
 }
 

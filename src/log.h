@@ -20,6 +20,7 @@ int	log_getlevel(void);
 int	log_debugging(void);
 int	log_level_parse(const char *name);	/* -1 when unknown */
 const char *log_level_name(int level);
+const char *log_errstr(int err);	/* strerror(), thread-safe */
 
 void	log_warn(const char *, ...) LOG_FMT(1, 2);
 void	log_warnx(const char *, ...) LOG_FMT(1, 2);

@@ -69,7 +69,7 @@ notify(const char *fmt, ...)
 	va_end(ap);
 	if (sendto(notify_fd, msg, strlen(msg), MSG_NOSIGNAL,
 	    (struct sockaddr *)&notify_sun, notify_len) == -1)
-		log_debug("notify \"%s\": %s", msg, strerror(errno));
+		log_debug("notify \"%s\": %s", msg, log_errstr(errno));
 }
 
 /* The watchdog interval asked for this process, in microseconds; 0: none. */

@@ -288,7 +288,7 @@ flow_error(struct flow *f, int fd, const char *op, int err)
 		    flow_side(f, fd));
 	else
 		session_close(f->f_sess, METRICS_END_ERROR, "%s: %s: %s",
-		    flow_side(f, fd), op, strerror(err));
+		    flow_side(f, fd), op, log_errstr(err));
 	return -1;
 }
 

@@ -92,7 +92,7 @@ stats_accept_error(struct evconnlistener *l, void *arg)
 	int		 err = EVUTIL_SOCKET_ERROR();
 
 	(void)l;
-	log_warnx("stats: accept: %s; pausing for %d s", strerror(err),
+	log_warnx("stats: accept: %s; pausing for %d s", log_errstr(err),
 	    STATS_PAUSE_SEC);
 	evconnlistener_disable(st->st_listener);
 	evtimer_add(st->st_resume, &tv);
@@ -126,7 +126,7 @@ stats_open(const struct sockaddr *sa, socklen_t len, char *err, size_t errlen)
 	    sizeof(on)) == -1) || bind(st->st_fd, sa, len) == -1 ||
 	    listen(st->st_fd, 64) == -1) {
 		snprintf(err, errlen, "stats: bind %s: %s", buf,
-		    strerror(errno));
+		    log_errstr(errno));
 		stats_free(st);
 		return NULL;
 	}

@@ -258,7 +258,7 @@ upstream_attempt_failed(struct upstream_attempt *ua, int err)
 	log_info("listen %s: session %016llx: upstream %s: %s",
 	    ua->ua_lc->lc_name, (unsigned long long)ua->ua_id,
 	    addr_format((struct sockaddr *)&ua->ua_addr, addr, sizeof(addr)),
-	    err == ETIMEDOUT ? "connect timeout" : strerror(err));
+	    err == ETIMEDOUT ? "connect timeout" : log_errstr(err));
 }
 
 /* Every upstream was tried: say why none could be reached. */
@@ -281,7 +281,7 @@ upstream_attempt_exhausted(struct upstream_attempt *ua)
 		snprintf(reason, sizeof(reason), "no upstream reachable "
 		    "(last: %s: %s)", addr_format((struct sockaddr *)
 		    &ua->ua_addr, addr, sizeof(addr)), err == ETIMEDOUT ?
-		    "connect timeout" : strerror(err));
+		    "connect timeout" : log_errstr(err));
 	upstream_attempt_end(ua, -1, err, reason);
 }
 
@@ -322,7 +322,7 @@ upstream_attempt_try(struct upstream_attempt *ua)
 			return 1;
 		}
 		snprintf(reason, sizeof(reason), "cannot connect: %s",
-		    strerror(err));
+		    log_errstr(err));
 		upstream_attempt_end(ua, -1, err, reason);
 		return 1;
 	}

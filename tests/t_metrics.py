@@ -48,6 +48,8 @@ listen b {
 
 
 def _stats_url(r, nth=-1):
+    # logged after the listeners' lines, which the Relay waited for
+    r.wait_log(_stats_re.pattern, what="the stats line")
     m = _stats_re.findall(r.log_text())
     if not m:
         raise Fail("no 'stats: serving' line in the log:\n%s" % r.log_text())

@@ -37,6 +37,7 @@
 #include "proxyhdr.h"
 #include "session.h"
 #include "splice.h"
+#include "tcp.h"
 #include "upstream.h"
 
 /* Reads per readiness event, so one busy flow cannot starve the rest. */
@@ -45,7 +46,7 @@
 
 static upstream_done_fn session_connected;
 static void	session_relay(struct session *);
-static void	session_idle(evutil_socket_t, short, void *);
+static void	session_tick(evutil_socket_t, short, void *);
 static void	flow_event(evutil_socket_t, short, void *);
 static void	flow_arm(struct flow *);
 static int	flow_write(struct flow *, const char *, size_t);
@@ -220,19 +221,82 @@ session_proxyhdr(struct session *s)
 	return flow_write(f, buf, n);
 }
 
+/*
+ * The session's one timer, for two jobs.  The idle timeout: idle time is
+ * measured to the nanosecond and the timer waits the exact rest.  And the
+ * upstream's keepalive, which is set only once the session has lived a
+ * quarter of keepalive: most sessions are short and never need it, and it
+ * costs five system calls (the client's socket inherits its options from
+ * the listener for free).  A vanished upstream is still found within
+ * about 2.25 times keepalive.
+ */
+static int64_t
+session_keepalive_due(const struct session *s)
+{
+	int64_t	k = (int64_t)s->s_conf->lc_keepalive * 1000000000 / 4;
+
+	return (int64_t)s->s_start.tv_sec * 1000000000 + s->s_start.tv_nsec +
+	    (k < 1000000000 ? 1000000000 : k);
+}
+
+/* Arm the timer for whatever is due next, if anything is. */
+static void
+session_tick_arm(struct session *s, int64_t now)
+{
+	int64_t		next = INT64_MAX, t;
+	struct timeval	tv;
+
+	if (s->s_kapending)
+		next = session_keepalive_due(s);
+	if (s->s_conf->lc_idle_timeout > 0 && (t = s->s_last +
+	    (int64_t)s->s_conf->lc_idle_timeout * 1000000000) < next)
+		next = t;
+	if (next == INT64_MAX)
+		return;
+	t = next - now;
+	if (t < 0)
+		t = 0;
+	tv.tv_sec = (time_t)(t / 1000000000);
+	tv.tv_usec = (suseconds_t)(t % 1000000000 / 1000 + 1);
+	evtimer_add(&s->s_timer, &tv);
+}
+
+static void
+session_tick(evutil_socket_t fd, short what, void *arg)
+{
+	struct session	*s = arg;
+	int64_t		 now = session_now();
+
+	(void)fd;
+	(void)what;
+	if (s->s_kapending && now >= session_keepalive_due(s)) {
+		if (tcp_keepalive(s->s_ufd, s->s_conf->lc_keepalive) == -1)
+			log_debug("listen %s: session %016llx: upstream "
+			    "keepalive: %s", s->s_conf->lc_name,
+			    (unsigned long long)s->s_id, log_errstr(errno));
+		s->s_kapending = 0;
+	}
+	if (s->s_conf->lc_idle_timeout > 0 && now - s->s_last >=
+	    (int64_t)s->s_conf->lc_idle_timeout * 1000000000) {
+		session_close(s, METRICS_END_IDLE_TIMEOUT, "idle timeout");
+		return;
+	}
+	session_tick_arm(s, now);
+}
+
 static void
 session_relay(struct session *s)
 {
-	struct timeval	tv = { s->s_conf->lc_idle_timeout, 0 };
-
 	s->s_state = SESSION_RELAYING;
 	flow_init(&s->s_c2u, s, s->s_cfd, s->s_ufd);
 	flow_init(&s->s_u2c, s, s->s_ufd, s->s_cfd);
-	if (s->s_conf->lc_idle_timeout > 0) {
+	s->s_kapending = s->s_conf->lc_keepalive > 0;
+	if (s->s_kapending || s->s_conf->lc_idle_timeout > 0) {
 		s->s_last = session_now();
-		evtimer_assign(&s->s_timer, s->s_home->sh_base, session_idle,
+		evtimer_assign(&s->s_timer, s->s_home->sh_base, session_tick,
 		    s);
-		evtimer_add(&s->s_timer, &tv);
+		s->s_ticking = 1;
+		session_tick_arm(s, s->s_last);
 	}
 	flow_arm(&s->s_u2c);
 	if (s->s_conf->lc_proxy == PROXYHDR_OFF) {
@@ -241,27 +305,6 @@ session_relay(struct session *s)
 	}
 	if (session_proxyhdr(s) == 0)
 		flow_pump(&s->s_c2u);	/* the rest, or a FIN seen early */
-}
-
-/* Idle is measured to the nanosecond; the timer waits the exact rest. */
-static void
-session_idle(evutil_socket_t fd, short what, void *arg)
-{
-	struct session	*s = arg;
-	int64_t		 limit = (int64_t)s->s_conf->lc_idle_timeout *
-			    1000000000;
-	int64_t		 rest = limit - (session_now() - s->s_last);
-	struct timeval	 tv;
-
-	(void)fd;
-	(void)what;
-	if (rest <= 0) {
-		session_close(s, METRICS_END_IDLE_TIMEOUT, "idle timeout");
-		return;
-	}
-	tv.tv_sec = (time_t)(rest / 1000000000);
-	tv.tv_usec = (suseconds_t)(rest % 1000000000 / 1000 + 1);
-	evtimer_add(&s->s_timer, &tv);
 }
 
 static const char *
@@ -603,7 +646,7 @@ session_close(struct session *s, enum metrics_end why, const char *fmt, ...)
 		flow_count(&s->s_u2c);
 		flow_clear(&s->s_c2u);
 		flow_clear(&s->s_u2c);
-		if (s->s_conf->lc_idle_timeout > 0)
+		if (s->s_ticking)
 			event_del(&s->s_timer);
 		addr_format((struct sockaddr *)&s->s_upaddr, up, sizeof(up));
 		bup = s->s_c2u.f_counted;

@@ -95,6 +95,8 @@ struct session {
 	struct timespec		 s_start;
 	int64_t			 s_last;	/* last byte, monotonic ns */
 	uint16_t		 s_hdrlen;	/* PROXY header bytes sent up */
+	uint8_t			 s_ticking;	/* s_timer in use */
+	uint8_t			 s_kapending;	/* upstream keepalive not set yet */
 	union {
 		/* SESSION_CONNECTING */
 		struct upstream_attempt	 s_attempt;
@@ -102,7 +104,7 @@ struct session {
 		struct {
 			struct flow	 s_c2u;
 			struct flow	 s_u2c;
-			struct event	 s_timer;	/* idle timeout */
+			struct event	 s_timer;	/* idle, upstream keepalive */
 		};
 	};
 };

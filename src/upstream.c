@@ -22,7 +22,6 @@
 #include "conf.h"
 #include "log.h"
 #include "metrics.h"
-#include "tcp.h"
 #include "upstream.h"
 
 /* How soon a connect that found no descriptor tries again. */
@@ -299,8 +298,7 @@ upstream_attempt_try(struct upstream_attempt *ua)
 	int			 err;
 
 	err = upstream_connect(&ua->ua_addr,
-	    lc->lc_has_source ? &lc->lc_source : NULL, lc->lc_keepalive,
-	    &ua->ua_fd);
+	    lc->lc_has_source ? &lc->lc_source : NULL, &ua->ua_fd);
 	if (err == 0) {
 		tv = upstream_tv(ua->ua_deadline - upstream_now());
 		event_assign(&ua->ua_ev, ua->ua_base, ua->ua_fd, EV_WRITE,
@@ -387,21 +385,20 @@ upstream_connected(evutil_socket_t fd, short what, void *arg)
 }
 
 /*
- * Start a non-blocking connect to dst, from src when given, with TCP
- * keepalive after keepalive seconds (0: none).  Returns 0 and
+ * Start a non-blocking connect to dst, from src when given (session.c
+ * sets its keepalive once the session has lived a while).  Returns 0 and
  * the socket in *fdp (connected or in progress), or an errno value.
  */
 int
 upstream_connect(const struct sockaddr_in *dst, const struct sockaddr_in *src,
-    int keepalive, int *fdp)
+    int *fdp)
 {
 	int	fd, on = 1, err;
 
 	fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd == -1)
 		return errno;
-	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on)) == -1 ||
-	    (keepalive > 0 && tcp_keepalive(fd, keepalive) == -1))
+	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on)) == -1)
 		goto fail;
 	if (src != NULL) {
 		/* Allow the same source port towards different upstreams. */

@@ -95,6 +95,6 @@ void	upstream_attempt_start(struct upstream_attempt *,
 void	upstream_attempt_cancel(struct upstream_attempt *);
 
 int	upstream_connect(const struct sockaddr_in *, const struct sockaddr_in *,
-	    int keepalive, int *);
+	    int *);
 
 #endif

@@ -2,7 +2,8 @@
 """Dead peers: TCP keepalive on both sockets of every session (keepalive = K: idle K s,
 six probes K/6 s apart, a user timeout of the same length), on by default (60 s), off
 with 0, changed by a reload for new sessions; and a client that vanishes without a FIN
-in a network namespace is found by keepalive and its session ends (root only)."""
+or an upstream that does so are found by keepalive and their session ends (network
+namespaces; root only)."""
 
 import os
 import re
@@ -38,19 +39,26 @@ def _opts(s):
             s.getsockopt(socket.IPPROTO_TCP, TCP_USER_TIMEOUT))
 
 
-def _check_session(r, be, want, what):
+def _check_session(r, be, want, what, upstream_after=None):
+    """The keepalive options of a session's sockets: the client's at once (inherited
+    from the listener), the upstream's once the session has lived upstream_after
+    seconds (relay64 sets them then; None: not looked at)."""
     before = r.fd_list()
     c = connect6(r.port("k"))
     socks = _session_sockets(r, before)
     try:
-        for s in socks:
+        for s in sorted(socks, key=lambda s: s.family != socket.AF_INET6):
             side = "client" if s.family == socket.AF_INET6 else "upstream"
+            if side == "upstream":
+                if upstream_after is None:
+                    continue
+                if want[0]:
+                    expect_eq(_opts(s)[0], 0, "%s: the upstream socket before %.0f s" % (what, upstream_after))
+                wait_until(lambda: False, upstream_after + 0.5)
             got = _opts(s)
+            exp = want
             if want[0] == 0:
-                got = got[:1]
-                exp = (0,)
-            else:
-                exp = want
+                got, exp = got[:1], (0,)
             expect_eq(got, exp, "%s: keepalive options of the %s socket (on, idle, interval, probes, "
                       "user timeout ms)" % (what, side))
     finally:
@@ -60,29 +68,31 @@ def _check_session(r, be, want, what):
 
 
 def case_keepalive_options():
-    "keepalive = 12 sets idle 12, 6 probes 2 s apart, user timeout 24 s on both sockets; default 60; 0 off; a reload changes new sessions"
+    "keepalive = 4: idle 4, 6 probes 1 s apart, user timeout 10 s, on the client socket at once and the upstream's after 1 s; default 60; 0 off; a reload changes new sessions"
     be = Backend(echo())
-    r = Relay(config=_conf(be.addr, 12))
-    _check_session(r, be, (1, 12, 2, 6, 24000), "keepalive = 12")
+    r = Relay(config=_conf(be.addr, 4))
+    _check_session(r, be, (1, 4, 1, 6, 10000), "keepalive = 4", upstream_after=1)
     with open(r.confpath, "w") as f:
         f.write(_conf(be.addr, 0))
     r.send_signal(signal.SIGHUP)
     r.wait_log(r"^relay64: reloaded ", what="the reload")
-    _check_session(r, be, (0,), "keepalive = 0 after a reload")
+    _check_session(r, be, (0,), "keepalive = 0 after a reload", upstream_after=1)
     r2 = Relay(config=_conf(be.addr))
     _check_session(r2, be, (1, 60, 10, 6, 120000), "the default")
 
 
 NS_HERE, NS_THERE = "2001:db8:6464::1", "2001:db8:6464::2"
+NS4_HERE, NS4_THERE = "198.18.65.1", "198.18.65.2"
 
 
-def case_vanished_client():
-    "a client in a network namespace vanishes without a FIN: keepalive ends its session, descriptors come back"
+def _netns():
+    """A host in a network namespace, joined by a veth pair: NS_HERE and NS4_HERE on
+    this side, NS_THERE and NS4_THERE on that one. Returns (name, cleanup, run)."""
     if os.geteuid() != 0 or not shutil.which("ip"):
         raise Skip("needs root and ip (network namespaces)")
-    if NS_HERE.rsplit(":", 1)[0] in subprocess.run(["ip", "-6", "addr"], capture_output=True,
-                                                    text=True).stdout:
-        raise Skip("2001:db8:6464::/64 is in use on this host")
+    addrs = subprocess.run(["ip", "addr"], capture_output=True, text=True).stdout
+    if "2001:db8:6464:" in addrs or "198.18.65." in addrs:
+        raise Skip("the test's namespace addresses are in use on this host")
     name, veth = "r64ka%d" % os.getpid(), "r64k%d" % (os.getpid() % 100000)
     cleanup = Cleanup(name, veth)
 
@@ -94,17 +104,29 @@ def case_vanished_client():
     cleanup.ns = True
     run("ip", "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", name)
     run("ip", "-6", "addr", "add", NS_HERE + "/64", "dev", veth, "nodad")
+    run("ip", "addr", "add", NS4_HERE + "/24", "dev", veth)
     run("ip", "link", "set", veth, "up")
     run("ip", "netns", "exec", name, "ip", "-6", "addr", "add", NS_THERE + "/64", "dev", "eth0", "nodad")
+    run("ip", "netns", "exec", name, "ip", "addr", "add", NS4_THERE + "/24", "dev", "eth0")
     run("ip", "netns", "exec", name, "ip", "link", "set", "eth0", "up")
-    be = Backend(hold())
-    r = Relay(config=_conf(be.addr, 2, bind="[%s]:0" % NS_HERE))
-    code = ("import socket,sys,time;s=socket.create_connection(('%s',%d));s.sendall(b'hello');"
-            "print('up',flush=True);time.sleep(60)" % (NS_HERE, r.port("k")))
+    return name, cleanup, run
+
+
+def _in_ns(name, cleanup, code):
     p = subprocess.Popen(["ip", "netns", "exec", name, sys.executable, "-c", code], stdout=subprocess.PIPE,
                          text=True)
     cleanup.procs.append(p)
-    expect_eq(p.stdout.readline().strip(), "up", "the client in the namespace connected")
+    expect_eq(p.stdout.readline().strip(), "up", "the program in the namespace is up")
+    return p
+
+
+def case_vanished_client():
+    "a client in a network namespace vanishes without a FIN: keepalive ends its session, descriptors come back"
+    name, cleanup, run = _netns()
+    be = Backend(hold())
+    r = Relay(config=_conf(be.addr, 2, bind="[%s]:0" % NS_HERE))
+    _in_ns(name, cleanup, "import socket,time;s=socket.create_connection(('%s',%d));s.sendall(b'hello');"
+           "print('up',flush=True);time.sleep(60)" % (NS_HERE, r.port("k")))
     be.wait_conns(1)
     # The client host loses its address: nothing it had answers any more, no FIN, no reset.
     run("ip", "netns", "exec", name, "ip", "-6", "addr", "flush", "dev", "eth0")
@@ -114,9 +136,27 @@ def case_vanished_client():
     secs = float(m.group(1))
     expect(2.0 <= secs <= 14.0, "found by keepalive = 2 (2 s idle, six probes 1 s apart)", "about 8 s",
            "%.1f s" % secs)
-    up = be.conns[0]
-    up.gate.set()
+    be.conns[0].gate.set()
     r.check_fds("after the vanished client")
+
+
+def case_vanished_upstream():
+    "an upstream in a network namespace vanishes without a FIN: the keepalive relay64 set on it ends the session"
+    name, cleanup, run = _netns()
+    _in_ns(name, cleanup, "import socket,time;l=socket.socket();l.bind(('%s',7000));l.listen(4);"
+           "print('up',flush=True);c,_=l.accept();c.sendall(b'banner');time.sleep(60)" % NS4_THERE)
+    r = Relay(config=_conf("%s:7000" % NS4_THERE, 2))
+    c = connect6(r.port("k"))
+    cport = c.getsockname()[1]
+    expect_eq(c.recv(6), b"banner", "the upstream's banner")
+    run("ip", "netns", "exec", name, "ip", "addr", "flush", "dev", "eth0")
+    s = r.session_for(cport, bound(30))
+    expect_eq(s.reason, "upstream gone (keepalive)", "why the session ended (%s)" % s.line)
+    expect(3.0 <= s.secs <= 16.0, "found by keepalive = 2 (set after 1 s; 2 s idle, six probes 1 s apart)",
+           "about 9 s", "%.1f s" % s.secs)
+    how, got, _ = wait_closed(c, bound(10))
+    expect(how in ("eof", "reset"), "the client is closed too", "EOF or reset", how)
+    r.check_fds("after the vanished upstream")
 
 
 class Cleanup:
@@ -135,4 +175,4 @@ class Cleanup:
 
 
 if __name__ == "__main__":
-    main([case_keepalive_options, case_vanished_client])
+    main([case_keepalive_options, case_vanished_client, case_vanished_upstream])

@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -22,14 +23,14 @@ static const char	*metrics_bound_names[METRICS_BUCKETS] = {
 	"14400", "86400"
 };
 
-static const char	*metrics_end_names[METRICS_END_N] = {
+static const char *const metrics_end_names[METRICS_END_N] = {
 	"done", "idle_timeout", "client_reset", "upstream_reset",
 	"no_upstream", "error", "drain"
 };
-static const char	*metrics_refusal_names[METRICS_REFUSED_N] = {
+static const char *const metrics_refusal_names[METRICS_REFUSED_N] = {
 	"acl", "per_source", "accept_proxy"
 };
-static const char	*metrics_upfail_names[METRICS_UPFAIL_N] = {
+static const char *const metrics_upfail_names[METRICS_UPFAIL_N] = {
 	"refused", "timeout", "unreachable", "dns", "other"
 };
 
@@ -148,6 +149,28 @@ metrics_family(struct evbuffer *b, const char *name, const char *type,
 }
 
 /*
+ * A counter family with a reason label: for each listener, the array of
+ * counts at offset off of its sums, one sample per name.
+ */
+static void
+metrics_reasons(struct evbuffer *b, const char *name, const char *help,
+    const struct metrics_render_listener *l, size_t n,
+    const char *const *names, size_t nnames, size_t off)
+{
+	const uint64_t	*v;
+	size_t		 i, k;
+
+	metrics_family(b, name, "counter", help);
+	for (i = 0; i < n; i++) {
+		v = (const uint64_t *)(const void *)((const char *)&l[i].mr_sums +
+		    off);
+		for (k = 0; k < nnames; k++)
+			evbuffer_add_printf(b, "%s{listener=\"%s\",reason=\"%s\"} "
+			    "%" PRIu64 "\n", name, l[i].mr_name, names[k], v[k]);
+	}
+}
+
+/*
  * The exposition: every family of SPEC section 7, each listener's series
  * inside it (titles are letters, digits, '-', '_' and '.', so label
  * values need no escaping).  Returns 0, or -1 when out of memory.
@@ -201,29 +224,15 @@ metrics_render(struct evbuffer *b, const struct metrics_render_listener *l,
 		    mu->mu_usecs / 1000000, mu->mu_usecs % 1000000,
 		    l[i].mr_name, cum);
 	}
-	metrics_family(b, "relay64_refused_total", "counter",
-	    "Clients closed before relaying, by reason.");
-	for (i = 0; i < n; i++)
-		for (k = 0; k < METRICS_REFUSED_N; k++)
-			evbuffer_add_printf(b, "relay64_refused_total{listener="
-			    "\"%s\",reason=\"%s\"} %" PRIu64 "\n", l[i].mr_name,
-			    metrics_refusal_names[k],
-			    l[i].mr_sums.mu_refused[k]);
-	metrics_family(b, "relay64_upstream_failures_total", "counter",
-	    "Upstream connect attempts that failed, by reason.");
-	for (i = 0; i < n; i++)
-		for (k = 0; k < METRICS_UPFAIL_N; k++)
-			evbuffer_add_printf(b, "relay64_upstream_failures_total"
-			    "{listener=\"%s\",reason=\"%s\"} %" PRIu64 "\n",
-			    l[i].mr_name, metrics_upfail_names[k],
-			    l[i].mr_sums.mu_upfail[k]);
-	metrics_family(b, "relay64_session_end_total", "counter",
-	    "Ended sessions, by why they ended.");
-	for (i = 0; i < n; i++)
-		for (k = 0; k < METRICS_END_N; k++)
-			evbuffer_add_printf(b, "relay64_session_end_total{listener="
-			    "\"%s\",reason=\"%s\"} %" PRIu64 "\n", l[i].mr_name,
-			    metrics_end_names[k], l[i].mr_sums.mu_end[k]);
+	metrics_reasons(b, "relay64_refused_total", "Clients closed before "
+	    "relaying, by reason.", l, n, metrics_refusal_names,
+	    METRICS_REFUSED_N, offsetof(struct metrics_sums, mu_refused));
+	metrics_reasons(b, "relay64_upstream_failures_total", "Upstream connect "
+	    "attempts that failed, by reason.", l, n, metrics_upfail_names,
+	    METRICS_UPFAIL_N, offsetof(struct metrics_sums, mu_upfail));
+	metrics_reasons(b, "relay64_session_end_total", "Ended sessions, by why "
+	    "they ended.", l, n, metrics_end_names, METRICS_END_N,
+	    offsetof(struct metrics_sums, mu_end));
 	metrics_family(b, "relay64_dns_answers_stale", "gauge",
 	    "Upstream names served from an expired DNS answer.");
 	for (i = 0; i < n; i++)

@@ -25,6 +25,15 @@ tests_unit_addr_SOURCES = tests/unit_addr.c tests/unit.h src/addr.c src/addr.h
 tests_unit_addr_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/src
 TESTS += tests/unit_addr
 
+check_PROGRAMS += tests/unit_admit
+tests_unit_admit_SOURCES = tests/unit_admit.c tests/unit.h src/admit.c \
+	src/admit.h src/addr.c src/addr.h src/log.c src/log.h
+tests_unit_admit_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/src
+tests_unit_admit_CFLAGS = $(AM_CFLAGS) $(PTHREAD_CFLAGS) $(LIBEVENT_CFLAGS)
+tests_unit_admit_LDFLAGS = $(AM_LDFLAGS) $(PTHREAD_CFLAGS)
+tests_unit_admit_LDADD = $(LIBEVENT_LIBS)
+TESTS += tests/unit_admit
+
 check_PROGRAMS += tests/unit_proxyhdr
 tests_unit_proxyhdr_SOURCES = tests/unit_proxyhdr.c tests/unit.h \
 	src/proxyhdr.c src/proxyhdr.h

@@ -34,6 +34,14 @@ tests_unit_admit_LDFLAGS = $(AM_LDFLAGS) $(PTHREAD_CFLAGS)
 tests_unit_admit_LDADD = $(LIBEVENT_LIBS)
 TESTS += tests/unit_admit
 
+check_PROGRAMS += tests/unit_metrics
+tests_unit_metrics_SOURCES = tests/unit_metrics.c tests/unit.h \
+	src/metrics.c src/metrics.h
+tests_unit_metrics_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/src
+tests_unit_metrics_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS)
+tests_unit_metrics_LDADD = $(LIBEVENT_LIBS)
+TESTS += tests/unit_metrics
+
 check_PROGRAMS += tests/unit_proxyhdr
 tests_unit_proxyhdr_SOURCES = tests/unit_proxyhdr.c tests/unit.h \
 	src/proxyhdr.c src/proxyhdr.h

@@ -25,6 +25,11 @@ tests_unit_addr_SOURCES = tests/unit_addr.c tests/unit.h src/addr.c src/addr.h
 tests_unit_addr_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/src
 TESTS += tests/unit_addr
 
+check_PROGRAMS += tests/unit_hosts
+tests_unit_hosts_SOURCES = tests/unit_hosts.c tests/unit.h src/hosts.c src/hosts.h
+tests_unit_hosts_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/src
+TESTS += tests/unit_hosts
+
 check_PROGRAMS += tests/unit_proxyhdr
 tests_unit_proxyhdr_SOURCES = tests/unit_proxyhdr.c tests/unit.h \
 	src/proxyhdr.c src/proxyhdr.h

@@ -19,10 +19,14 @@
 /* Longest host name accepted in an upstream (RFC 1035). */
 #define ADDR_HOSTMAX	253
 
+struct resolve_name;
+
 /* An upstream as written: an IPv4 address, or a host name to resolve. */
 struct addr_upstream {
 	char			au_host[ADDR_HOSTMAX + 1]; /* name, "" when literal */
 	struct sockaddr_in	au_sin;		/* address when literal; port always */
+	struct resolve_name	*au_name;	/* the resolver's entry for au_host,
+						   linked by its owner; NULL here */
 };
 
 const char	*addr_parse_port(const char *, int allow_zero, uint16_t *);

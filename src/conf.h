@@ -46,6 +46,11 @@ struct listen_conf {
 	int			 lc_max_conns;		/* 0 = global limit only */
 	int			 lc_proxy;	/* enum proxyhdr_version */
 	unsigned		 lc_proxy_tlvs;	/* PROXYHDR_TLV_* */
+	/*
+	 * Whoever links lc_upstreams[].au_name (the resolver) sets this: it
+	 * is called as the last reference goes, in whichever thread drops it.
+	 */
+	void			(*lc_unlink)(struct listen_conf *);
 };
 TAILQ_HEAD(listen_confs, listen_conf);
 

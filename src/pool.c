@@ -24,6 +24,7 @@
 #include "listener.h"
 #include "log.h"
 #include "pool.h"
+#include "resolve.h"
 #include "session.h"
 #include "worker.h"
 
@@ -32,14 +33,15 @@
 
 /*
  * Descriptors the process holds itself, for the budget: stdio, the control
- * loop (epoll, signal pair, the workers' done eventfd), the notification
- * and syslog sockets, and a few to spare; per worker its epoll and mailbox
- * and a resolver's sockets (one per name server, three at most in
- * resolv.conf); per worker and listener a listening socket; and what a
- * reload needs to open one new listener and read the file.
+ * loop (epoll, signal pair, the workers' done eventfd), the resolver's
+ * sockets (one per name server, three at most in resolv.conf, and the
+ * hosts file while it is read), the notification and syslog sockets, and
+ * a few to spare; per worker its epoll and mailbox and one to spare; per
+ * worker and listener a listening socket; and what a reload needs to open
+ * one new listener and read the file.
  */
-#define POOL_FDS_FIXED		13
-#define POOL_FDS_WORKER		6
+#define POOL_FDS_FIXED		17
+#define POOL_FDS_WORKER		3
 
 static void	pool_done(evutil_socket_t, short, void *);
 static void	pool_wake(void *);
@@ -179,11 +181,12 @@ pool_budget(struct pool *p, const struct conf *conf)
 static void
 pool_log_group(struct listener_group *g, const char *what)
 {
-	char	addr[ADDR_STRLEN], ups[1024];
+	char	addr[ADDR_STRLEN], ups[4096];
 
+	/* Host names with the addresses they have now. */
 	log_notice("listen %s: %s %s, upstream %s", g->g_conf->lc_name, what,
 	    listener_group_addr(g, addr, sizeof(addr)),
-	    conf_upstreams_str(g->g_conf, ups, sizeof(ups)));
+	    resolve_upstreams_str(g->g_conf, ups, sizeof(ups)));
 }
 
 struct pool_thread_arg {

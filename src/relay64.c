@@ -25,6 +25,7 @@
 #include "notify.h"
 #include "pool.h"
 #include "proc.h"
+#include "resolve.h"
 
 #define EXIT_RUNTIME	1
 #define EXIT_USAGE	2
@@ -62,10 +63,17 @@ static struct {
 	gid_t		 r_gid;
 	struct pool	*r_pool;
 	struct event_base *r_base;	/* the control loop */
+	struct resolve	*r_resolve;	/* upstream host names */
+	struct conf	*r_pending;	/* a reload waiting for host names */
 	struct event	*r_sigs[NSIGNALS];
 	struct event	*r_watchdog;
+	int		 r_started;	/* the workers run */
+	int		 r_reload_due;	/* SIGHUP before that */
 	int		 r_stopping;
 } relay;
+
+static void	reload_begin(void);
+static void	reload_drop(void);
 
 static void
 usage(FILE *fp)
@@ -275,7 +283,20 @@ signal_stop(evutil_socket_t sig, short what, void *arg)
 		notify("STOPPING=1\nSTATUS=draining %u sessions",
 		    pool_sessions(p));
 		relay.r_stopping = 1;
+		if (relay.r_pending != NULL) {
+			log_notice("the reload waiting for host names is "
+			    "dropped");
+			reload_drop();
+		}
+		if (!relay.r_started) {
+			/* Still waiting for host names: no worker to stop. */
+			resolve_cancel_wait(relay.r_resolve);
+			event_base_loopexit(relay.r_base, NULL);
+			return;
+		}
 		pool_stop(p);
+	} else if (!relay.r_started) {
+		event_base_loopexit(relay.r_base, NULL);
 	} else {
 		log_notice("%s again: closing every session now",
 		    strsignal((int)sig));
@@ -283,39 +304,34 @@ signal_stop(evutil_socket_t sig, short what, void *arg)
 	}
 }
 
+/* The reload waiting for its host names is given up. */
+static void
+reload_drop(void)
+{
+	resolve_detach(relay.r_resolve, relay.r_pending);
+	conf_free(relay.r_pending);
+	relay.r_pending = NULL;
+}
+
 /*
- * SIGHUP: parse the configuration file anew.  On success apply it (see
- * pool_reload()); on any error log it and keep running as before.
+ * The new configuration's host names have answers (or the wait is over):
+ * apply it (see pool_reload()); on any error log it and keep running as
+ * before.
  */
 static void
-signal_reload(evutil_socket_t sig, short what, void *arg)
+reload_apply(void)
 {
-	struct pool	*p = arg;
-	struct conf	*conf;
-	struct timespec	 ts;
+	struct conf	*conf = relay.r_pending;
 	char		 err[CONF_ERRLEN];
 
-	(void)sig;
-	(void)what;
-	if (relay.r_stopping)
-		return;
-	if (relay.r_reload == NULL) {
-		log_notice("SIGHUP: the ad-hoc form has no file to reload");
+	if (pool_reload(relay.r_pool, conf, err, sizeof(err)) == -1) {
+		reload_drop();
+		log_error("reload failed: %s; the running configuration stays",
+		    err);
+		status_ready();
 		return;
 	}
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	notify("RELOADING=1\nMONOTONIC_USEC=%llu\nSTATUS=reloading %s",
-	    (unsigned long long)ts.tv_sec * 1000000ULL +
-	    (unsigned long long)ts.tv_nsec / 1000, relay.r_reload);
-	log_notice("SIGHUP: reloading %s", relay.r_reload);
-	if ((conf = conf_load(relay.r_reload, err, sizeof(err))) == NULL)
-		goto failed;
-	if (relay.r_opts->o_level != -1)
-		conf->c_log_level = relay.r_opts->o_level;
-	if (pool_reload(p, conf, err, sizeof(err)) == -1) {
-		conf_free(conf);
-		goto failed;
-	}
+	relay.r_pending = NULL;
 	if ((conf->c_user == NULL) != (relay.r_conf->c_user == NULL) ||
 	    (conf->c_user != NULL &&
 	    strcmp(conf->c_user, relay.r_conf->c_user) != 0))
@@ -325,14 +341,75 @@ signal_reload(evutil_socket_t sig, short what, void *arg)
 		log_warnx("reload: a change of workers takes effect at the "
 		    "next start");
 	log_setlevel(conf->c_log_level);
+	resolve_detach(relay.r_resolve, relay.r_conf);
 	conf_free(relay.r_conf);
 	relay.r_conf = conf;
 	log_notice("reloaded %s", conf->c_file);
 	status_ready();
-	return;
- failed:
-	log_error("reload failed: %s; the running configuration stays", err);
-	status_ready();
+}
+
+static void
+reload_resolved(void *arg)
+{
+	(void)arg;
+	reload_apply();
+}
+
+/*
+ * Parse the configuration file anew, then look its host names up; a name
+ * that had no answer yet is waited for (RESOLVE_WAIT at most), so new
+ * sessions find addresses, then the reload is applied.  A reload still
+ * waiting is dropped for the new one.
+ */
+static void
+reload_begin(void)
+{
+	struct conf	*conf;
+	struct timespec	 ts;
+	char		 err[CONF_ERRLEN];
+
+	if (relay.r_reload == NULL) {
+		log_notice("SIGHUP: the ad-hoc form has no file to reload");
+		return;
+	}
+	if (relay.r_pending != NULL) {
+		log_notice("SIGHUP: the reload still waiting for host names is "
+		    "dropped for this one");
+		reload_drop();
+	}
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	notify("RELOADING=1\nMONOTONIC_USEC=%llu\nSTATUS=reloading %s",
+	    (unsigned long long)ts.tv_sec * 1000000ULL +
+	    (unsigned long long)ts.tv_nsec / 1000, relay.r_reload);
+	log_notice("SIGHUP: reloading %s", relay.r_reload);
+	if ((conf = conf_load(relay.r_reload, err, sizeof(err))) == NULL) {
+		log_error("reload failed: %s; the running configuration stays",
+		    err);
+		status_ready();
+		return;
+	}
+	if (relay.r_opts->o_level != -1)
+		conf->c_log_level = relay.r_opts->o_level;
+	relay.r_pending = conf;
+	if (!resolve_attach(relay.r_resolve, conf, reload_resolved, NULL))
+		reload_apply();
+}
+
+/* SIGHUP: reload (once the start is done). */
+static void
+signal_reload(evutil_socket_t sig, short what, void *arg)
+{
+	(void)sig;
+	(void)what;
+	(void)arg;
+	if (relay.r_stopping)
+		return;
+	if (!relay.r_started) {
+		log_notice("SIGHUP: reloading once the start is done");
+		relay.r_reload_due = 1;
+		return;
+	}
+	reload_begin();
 }
 
 /*
@@ -511,25 +588,19 @@ static const struct {
 _Static_assert(sizeof(control_signals) / sizeof(control_signals[0]) ==
     NSIGNALS, "NSIGNALS: one event per handled signal");
 
-/* The control loop: signals, reload, watchdog; the workers relay. */
-static int
-control_loop(void)
+/*
+ * The configuration's host names have their first answers (or failed, or
+ * the wait is over): start the workers, then say the relay is ready.
+ */
+static void
+control_start(void *arg)
 {
 	struct timeval	 tv;
 	uint64_t	 wd;
-	size_t		 i;
 
-	if ((relay.r_base = event_base_new()) == NULL)
-		fatalx("cannot create the event loop");
-	for (i = 0; i < NSIGNALS; i++) {
-		relay.r_sigs[i] = evsignal_new(relay.r_base,
-		    control_signals[i].cs_sig, control_signals[i].cs_fn,
-		    relay.r_pool);
-		if (relay.r_sigs[i] == NULL ||
-		    evsignal_add(relay.r_sigs[i], NULL) == -1)
-			fatalx("cannot install signal handlers");
-	}
+	(void)arg;
 	pool_start(relay.r_pool, relay.r_base, relay.r_conf);
+	relay.r_started = 1;
 	if ((wd = notify_watchdog_usec()) != 0) {
 		/* Ping at half the interval, if every worker answers. */
 		tv.tv_sec = (time_t)(wd / 2 / 1000000);
@@ -544,7 +615,36 @@ control_loop(void)
 	/* Where READY=1 went, -d lets the process that started it exit 0. */
 	log_stderr_too(0);
 	proc_daemon_ready(0);
+	if (relay.r_reload_due) {
+		relay.r_reload_due = 0;
+		reload_begin();
+	}
+}
 
+/*
+ * The control loop: signals, reload, watchdog, the resolver; the workers
+ * relay.  Host names are looked up first, so the listening lines (and
+ * the first sessions) have their addresses.
+ */
+static int
+control_loop(void)
+{
+	size_t	i;
+
+	if ((relay.r_base = event_base_new()) == NULL)
+		fatalx("cannot create the event loop");
+	for (i = 0; i < NSIGNALS; i++) {
+		relay.r_sigs[i] = evsignal_new(relay.r_base,
+		    control_signals[i].cs_sig, control_signals[i].cs_fn,
+		    relay.r_pool);
+		if (relay.r_sigs[i] == NULL ||
+		    evsignal_add(relay.r_sigs[i], NULL) == -1)
+			fatalx("cannot install signal handlers");
+	}
+	relay.r_resolve = resolve_new(relay.r_base);
+	if (!resolve_attach(relay.r_resolve, relay.r_conf, control_start,
+	    NULL))
+		control_start(NULL);
 	if (event_base_dispatch(relay.r_base) == -1)
 		log_error("event loop failed");
 	return 0;
@@ -572,8 +672,11 @@ shutdown_all(int status)
 		for (i = 0; i < NSIGNALS; i++)
 			if (relay.r_sigs[i] != NULL)
 				event_free(relay.r_sigs[i]);
+		/* After the signals: it runs the loop once more, for evdns. */
+		resolve_free(relay.r_resolve);
 		event_base_free(relay.r_base);
 	}
+	conf_free(relay.r_pending);
 	conf_free(relay.r_conf);
 	free(relay.r_reload);
 	proc_pidfile_remove();

@@ -52,15 +52,47 @@ upstream_entry_take(const struct addr_upstream *au,
 	return (*ans)->ra_n;
 }
 
-/* A walk from the start'th entry. */
+/*
+ * A walk from the start'th address, counting every address of every
+ * entry (roundrobin's cursor counts addresses, so the sessions spread
+ * over all the addresses of a name).  The answers may change between
+ * counting and walking: then the walk starts elsewhere, and still tries
+ * each address once.
+ */
 static void
 upstream_iter_init(struct upstream_iter *ui, const struct listen_conf *lc,
     size_t start)
 {
+	struct resolve_answer	*ans;
+	size_t			 i, n, total = 0;
+
 	memset(ui, 0, sizeof(*ui));
 	ui->ui_lc = lc;
 	ui->ui_dnserr = RESOLVE_OK;
-	ui->ui_start = start % lc->lc_nupstreams;
+	if (start == 0)
+		return;
+	for (i = 0; i < lc->lc_nupstreams; i++) {
+		total += upstream_entry_take(&lc->lc_upstreams[i], &ans);
+		if (ans != NULL)
+			resolve_release(ans);
+	}
+	if (total == 0)
+		return;
+	start %= total;
+	for (i = 0; i < lc->lc_nupstreams; i++) {
+		n = upstream_entry_take(&lc->lc_upstreams[i], &ans);
+		if (start < n) {
+			ui->ui_start = i;
+			ui->ui_skip = start;
+			ui->ui_first = start > 0 ? ans : NULL;
+			if (start == 0 && ans != NULL)
+				resolve_release(ans);
+			return;
+		}
+		start -= n;
+		if (ans != NULL)
+			resolve_release(ans);
+	}
 }
 
 static void

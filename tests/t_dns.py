@@ -348,6 +348,38 @@ def case_nxdomain_once():
               "lines saying the name was dropped")
 
 
+def case_every_address():
+    "a name with two addresses, roundrobin with a literal after it: sessions spread over all three addresses; balance first fails over across a name's addresses"
+    dns = DnsServer()
+    dns.set(NAME, ["127.0.0.2", "127.0.0.3"], ttl=300)
+    bes = backends_on_one_port(sink_source(2500), ["127.0.0.2", "127.0.0.3", "127.0.0.4"])
+    port = bes[0].port
+    r = Relay(config=config(["%s:%d" % (NAME, port), "127.0.0.4:%d" % port],
+                            extra="    balance = roundrobin\n"), env=dns.env())
+    expect_eq(r.listeners["web"][2], "%s:%d (127.0.0.2, 127.0.0.3),127.0.0.4:%d" % (NAME, port, port),
+              "the listening line")
+    order = []
+    for i in range(6):
+        before = [b.count() for b in bes]
+        client, cport = exchange(r.port("web"), 1000, seed=200 + i, rx_limit=2500)
+        got = wait_until(lambda: [j for j, b in enumerate(bes) if b.count() > before[j]], bound(10))
+        expect(len(got) == 1, "roundrobin session %d reached one backend" % (i + 1), "one", got)
+        order.append(bes[got[0]].host)
+        verify_exchange("roundrobin session %d" % (i + 1), client, bes[got[0]].conns[-1].wait(), 1000, 2500)
+        r.check_session("roundrobin session %d" % (i + 1), cport, 1000, 2500)
+    counts = [b.count() for b in bes]
+    note("  roundrobin over 127.0.0.2, 127.0.0.3, 127.0.0.4: %s" % ", ".join(order))
+    expect_eq(counts, [2, 2, 2], "sessions per address, 6 sessions")
+
+    # failover: the first address refuses
+    dns.set("fo.relay64.test", ["127.0.0.5", "127.0.0.2"], ttl=300)
+    RefusedAt("127.0.0.5", port)
+    r2 = Relay(config=config(["fo.relay64.test:%d" % port], name="fo"), env=dns.env())
+    sess = session_ok(r2, bes[0], 3, "failover across the name's addresses", listener="fo")
+    expect_eq(sess.upstream, "127.0.0.2:%d" % port, "failover: the session's upstream")
+    r2.wait_log(r"upstream 127\.0\.0\.5:%d: Connection refused" % port, what="the refused first address")
+
+
 def _hosts_localhost():
     try:
         with open("/etc/hosts") as f:
@@ -466,5 +498,5 @@ def case_stop_while_waiting():
 
 if __name__ == "__main__":
     main([case_many_sessions_one_query, case_ttl_refresh, case_dns_down, case_answer_changes,
-          case_nxdomain_confirmed, case_nxdomain_once, case_hosts_first,
+          case_nxdomain_confirmed, case_nxdomain_once, case_every_address, case_hosts_first,
           case_unresolved_at_start, case_reload, case_stop_while_waiting], overall=300)

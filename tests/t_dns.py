@@ -10,6 +10,7 @@ import re
 import signal
 import socket
 import struct
+import subprocess
 import threading
 import time
 
@@ -406,6 +407,35 @@ def case_hosts_first():
     expect_eq(dns.count("localhost"), 0, "DNS queries for localhost")
 
 
+def case_resolve_once():
+    "resolve_once(), for a check of the configuration: /etc/hosts first, then DNS, every address, the reason when there is none"
+    prog = os.environ.get("RELAY64_RESOLVE_ONCE")
+    if not prog or not os.access(prog, os.X_OK):
+        raise Skip("RELAY64_RESOLVE_ONCE is not an executable (run through make check)")
+    dns = DnsServer()
+    dns.set(NAME, ["127.0.0.2", "127.0.0.3"], ttl=60)
+    dns.set_error("gone.relay64.test", "NXDOMAIN")
+    dns.set_error("empty.relay64.test", "NODATA")
+    dns.set("localhost", ["127.0.0.9"])
+    names = [NAME, "gone.relay64.test", "empty.relay64.test"]
+    expect_lines = ["%s: 127.0.0.2, 127.0.0.3" % NAME, "gone.relay64.test: cannot resolve: no such name",
+                    "empty.relay64.test: cannot resolve: no IPv4 address"]
+    if _hosts_localhost():
+        names.append("localhost")
+        expect_lines.append("localhost: 127.0.0.1")
+    p = subprocess.run(WRAPPER + [prog] + names, capture_output=True, text=True, env=dns.env(),
+                       timeout=bound(20))
+    expect_eq(p.stdout.splitlines(), expect_lines, "what resolve_once() found (stderr %r)" % p.stderr)
+    expect_eq(p.returncode, 1, "exit status with names that do not resolve")
+    expect_eq(dns.count(NAME), 1, "DNS queries of %s" % NAME)
+    expect_eq(dns.count("localhost"), 0, "DNS queries of localhost")
+    dns.stop_answering()
+    p = subprocess.run(WRAPPER + [prog, NAME], capture_output=True, text=True, env=dns.env(),
+                       timeout=bound(20))
+    expect_eq((p.stdout, p.returncode), ("%s: cannot resolve: timeout\n" % NAME, 1),
+              "resolve_once() without an answer")
+
+
 def case_unresolved_at_start():
     "DNS does not answer at start: a warning, the relay starts anyway; sessions fail 'cannot resolve' until DNS answers, then work without a reload"
     dns = DnsServer()
@@ -499,4 +529,4 @@ def case_stop_while_waiting():
 if __name__ == "__main__":
     main([case_many_sessions_one_query, case_ttl_refresh, case_dns_down, case_answer_changes,
           case_nxdomain_confirmed, case_nxdomain_once, case_every_address, case_hosts_first,
-          case_unresolved_at_start, case_reload, case_stop_while_waiting], overall=300)
+          case_resolve_once, case_unresolved_at_start, case_reload, case_stop_while_waiting], overall=300)

@@ -439,7 +439,7 @@ resolve_clamp(const struct resolve_name *rn, int ttl)
 	return ttl > RESOLVE_TTL_CEILING ? RESOLVE_TTL_CEILING : ttl;
 }
 
-/* A good answer of n addresses, valid ttl seconds (from hosts: -1). */
+/* A good answer of n addresses, valid ttl seconds (-1: the hosts file's). */
 static void
 resolve_good(struct resolve_name *rn, const struct in_addr *addr, size_t n,
     int ttl)
@@ -457,6 +457,10 @@ resolve_good(struct resolve_name *rn, const struct in_addr *addr, size_t n,
 	else if (rn->rn_good && rn->rn_stale)
 		log_notice("listen %s: upstream %s: DNS refresh works again: "
 		    "%s", rn->rn_listener, rn->rn_host, new);
+	else if (rn->rn_good && ttl < 0)
+		log_debug("listen %s: upstream %s: read again, the same: %s "
+		    "(from %s)", rn->rn_listener, rn->rn_host, new,
+		    RESOLVE_HOSTS);
 	else if (rn->rn_good)
 		log_debug("listen %s: upstream %s: refreshed, the same: %s "
 		    "(TTL %d s)", rn->rn_listener, rn->rn_host, new, ttl);
@@ -586,6 +590,8 @@ resolve_answered(int result, char type, int count, int ttl, void *addrs,
 		return;
 	}
 	rn->rn_req = NULL;
+	if (ttl < 0)
+		ttl = 0;	/* the top bit set: zero (RFC 2181, 8) */
 	if (result == DNS_ERR_NONE && type == DNS_IPv4_A && count > 0)
 		resolve_good(rn, addrs, (size_t)count < RESOLVE_ADDRMAX ?
 		    (size_t)count : RESOLVE_ADDRMAX, ttl);

@@ -243,6 +243,23 @@ def case_ttl_refresh():
            "gaps of about 2 s", gaps)
 
 
+def case_ttl_floor():
+    "TTL 0, and a TTL with the top bit set (RFC 2181: zero), are refreshed after the floor (1 s here), not at once, not after the ceiling"
+    dns = DnsServer()
+    dns.set(NAME, ["127.0.0.2"], ttl=0)
+    dns.set("big.relay64.test", ["127.0.0.2"], ttl=0x80000000)
+    be = Backend(sink_source(2500), host="127.0.0.2")
+    r = Relay(config=config(["%s:%d" % (NAME, be.port), "big.relay64.test:%d" % be.port]),
+              env=dns.env(floor=1))
+    for name in (NAME, "big.relay64.test"):
+        first = dns.wait_query(name, "A", 1)
+        third = dns.wait_query(name, "A", 3, timeout=bound(10))
+        note("  %s: 3 queries in %.2f s" % (name, third - first))
+        expect(third - first >= 1.8, "%s: refreshed after the floor, not at once" % name,
+               ">= 2 s for 3 queries", "%.2f s" % (third - first))
+    session_ok(r, be, 1, "with a TTL of 0")
+
+
 def case_dns_down():
     "DNS stops answering for 15 s: new sessions go on with the kept address, the log says so once, and once when it answers again"
     dns = DnsServer()
@@ -527,6 +544,6 @@ def case_stop_while_waiting():
 
 
 if __name__ == "__main__":
-    main([case_many_sessions_one_query, case_ttl_refresh, case_dns_down, case_answer_changes,
+    main([case_many_sessions_one_query, case_ttl_refresh, case_ttl_floor, case_dns_down, case_answer_changes,
           case_nxdomain_confirmed, case_nxdomain_once, case_every_address, case_hosts_first,
           case_resolve_once, case_unresolved_at_start, case_reload, case_stop_while_waiting], overall=300)

@@ -442,6 +442,7 @@ def case_resolve_once():
         expect_lines.append("localhost: 127.0.0.1")
     p = subprocess.run(WRAPPER + [prog] + names, capture_output=True, text=True, env=dns.env(),
                        timeout=bound(20))
+    expect(relaytest._sanitizer_re.search(p.stderr) is None, "no sanitizer report", "none", p.stderr)
     expect_eq(p.stdout.splitlines(), expect_lines, "what resolve_once() found (stderr %r)" % p.stderr)
     expect_eq(p.returncode, 1, "exit status with names that do not resolve")
     expect_eq(dns.count(NAME), 1, "DNS queries of %s" % NAME)
@@ -522,6 +523,36 @@ def case_reload():
     r.rebaseline()      # the new listener's sockets
 
 
+def case_reload_drops_name():
+    "a reload removes the listener of a name while a session to it is open: the name is asked no more, the session runs on whole and ends"
+    dns = DnsServer()
+    dns.set(NAME, ["127.0.0.2"], ttl=2)
+    be = Backend(sink_source(3000), host="127.0.0.2")
+    other = Backend(sink_source(2500))
+    keep = config([other.addr], name="keep")
+    r = Relay(config=config(["%s:%d" % (NAME, be.port)]) + keep, env=dns.env(floor=1))
+    s = connect6(r.port("web"))
+    cport = s.getsockname()[1]
+    gate = threading.Event()
+    t, res = duplex_thread(s, Source(5000, seed=9), tx_gate=gate)
+    rec = be.wait_conns(1)
+    with open(r.confpath, "w") as f:
+        f.write(keep)
+    r.send_signal(signal.SIGHUP)
+    r.wait_log(r"^relay64: reloaded ", what="the reload")
+    r.wait_log(r"listen web: removed; 1 open sessions run on$", what="the removed listener")
+    time.sleep(0.5)
+    n = dns.count(NAME)
+    time.sleep(3.5)
+    expect_eq(dns.count(NAME), n, "queries of the removed listener's name over 3.5 s (TTL 2 s)")
+    gate.set()
+    t.join(bound(30))
+    verify_exchange("the session of the removed listener", res, rec.wait(), 5000, 3000)
+    r.check_session("the session of the removed listener", cport, 5000, 3000)
+    session_ok(r, other, 1, "the listener kept", listener="keep")
+    r.rebaseline()      # the removed listener's sockets are gone
+
+
 def case_stop_while_waiting():
     "SIGHUP and SIGTERM while the start waits for DNS: the reload waits for the start; SIGTERM exits 0 at once"
     dns = DnsServer()
@@ -546,4 +577,5 @@ def case_stop_while_waiting():
 if __name__ == "__main__":
     main([case_many_sessions_one_query, case_ttl_refresh, case_ttl_floor, case_dns_down, case_answer_changes,
           case_nxdomain_confirmed, case_nxdomain_once, case_every_address, case_hosts_first,
-          case_resolve_once, case_unresolved_at_start, case_reload, case_stop_while_waiting], overall=300)
+          case_resolve_once, case_unresolved_at_start, case_reload, case_reload_drops_name,
+          case_stop_while_waiting], overall=300)

@@ -1,11 +1,13 @@
 /*
  * resolve.c: the process's upstream host names, their answers and their
- * refresh timers (see resolve.h for the rules).
+ * refresh timers (see resolve.h for the rules; dns.c asks).
  *
  *   resolve_attach()     a configuration's names: linked, looked up now
  *   resolve_query()      one look-up: the hosts file, else DNS
- *   resolve_answered()   evdns's answer
- *   resolve_result()     what an answer (or a failure) does to a name
+ *   resolve_answered()   evdns's answer, to one of:
+ *   resolve_good()         addresses: they take over, a change is logged
+ *   resolve_negative()     NXDOMAIN or none: dropped once confirmed
+ *   resolve_failed()       timeout, SERVFAIL, ...: what there is stays
  *   resolve_detach()     names no configuration uses leave the table
  */
 #include "config.h"
@@ -27,14 +29,10 @@
 
 #include "addr.h"
 #include "conf.h"
-#include "hosts.h"
+#include "dns.h"
 #include "log.h"
 #include "resolve.h"
 
-#define RESOLVE_HOSTS		"/etc/hosts"
-#define RESOLVE_RESOLV_CONF	"/etc/resolv.conf"
-/* The most of the hosts file that is read. */
-#define RESOLVE_HOSTS_MAX	(1024 * 1024)
 /* "a.b.c.d, " per address. */
 #define RESOLVE_ADDRSTRLEN	(RESOLVE_ADDRMAX * (INET_ADDRSTRLEN + 2))
 
@@ -80,88 +78,15 @@ static void	resolve_timer(evutil_socket_t, short, void *);
 static void	resolve_check_ready(struct resolve *);
 static void	resolve_wait_over(evutil_socket_t, short, void *);
 
-/*
- * For the test suite, RELAY64_TEST_DNS=ADDR:PORT[,floor=N][,timeout=N]:
- * the one name server to ask instead of /etc/resolv.conf's (whose
- * nameserver lines take no port), tried twice with a timeout of 1 s (or
- * timeout=N seconds) each, and a TTL floor of N seconds instead of
- * RESOLVE_TTL_FLOOR.  Read here only.  Returns 1 and fills what is given
- * (server, *floorp, *timeoutp) when set.
- */
-static int
-resolve_test_hook(char *server, size_t len, int *floorp, int *timeoutp)
-{
-	const char	*v = getenv("RELAY64_TEST_DNS"), *p;
-	size_t		 n;
-	int		 x;
-
-	if (v == NULL || *v == '\0')
-		return 0;
-	n = strcspn(v, ",");
-	if (n >= len)
-		n = len - 1;
-	memcpy(server, v, n);
-	server[n] = '\0';
-	for (p = strchr(v, ','); p != NULL; p = strchr(p + 1, ',')) {
-		if (sscanf(p + 1, "floor=%d", &x) == 1 && x >= 1 &&
-		    floorp != NULL)
-			*floorp = x;
-		if (sscanf(p + 1, "timeout=%d", &x) == 1 && x >= 1 &&
-		    timeoutp != NULL)
-			*timeoutp = x;
-	}
-	return 1;
-}
-
-/* evdns's own messages: a name server that failed or came back is news. */
-static void
-resolve_evdns_log(int is_warn, const char *msg)
-{
-	if (is_warn)
-		log_info("DNS: %s", msg);
-	else
-		log_debug("DNS: %s", msg);
-}
-
-/* A DNS resolver on base, set up the one way: the test hook or resolv.conf. */
-static struct evdns_base *
-resolve_dns_new(struct event_base *base)
-{
-	struct evdns_base	*dns;
-	char			 server[128], secs[16];
-	int			 rc, timeout = 1;
-
-	if ((dns = evdns_base_new(base, 0)) == NULL)
-		return NULL;
-	if (resolve_test_hook(server, sizeof(server), NULL, &timeout)) {
-		if (evdns_base_nameserver_ip_add(dns, server) != 0) {
-			log_warnx("RELAY64_TEST_DNS \"%s\": not a name server "
-			    "address", server);
-			evdns_base_free(dns, 0);
-			return NULL;
-		}
-		snprintf(secs, sizeof(secs), "%d", timeout);
-		evdns_base_set_option(dns, "timeout:", secs);
-		evdns_base_set_option(dns, "attempts:", "2");
-		return dns;
-	}
-	rc = evdns_base_resolv_conf_parse(dns, DNS_OPTIONS_ALL,
-	    RESOLVE_RESOLV_CONF);
-	if (rc != 0)
-		log_warnx("%s: cannot use it (error %d): asking the name "
-		    "server on 127.0.0.1", RESOLVE_RESOLV_CONF, rc);
-	return dns;
-}
-
 /* The process's DNS resolver, created on first use; NULL: none (said once). */
 static struct evdns_base *
 resolve_dns(struct resolve *r)
 {
 	if (r->r_dns != NULL || r->r_dns_failed)
 		return r->r_dns;
-	if ((r->r_dns = resolve_dns_new(r->r_base)) == NULL) {
+	if ((r->r_dns = dns_new(r->r_base)) == NULL) {
 		log_warnx("cannot set up a DNS resolver: host names resolve "
-		    "from %s only", RESOLVE_HOSTS);
+		    "from %s only", DNS_HOSTS);
 		r->r_dns_failed = 1;
 	}
 	return r->r_dns;
@@ -171,19 +96,13 @@ struct resolve *
 resolve_new(struct event_base *base)
 {
 	struct resolve	*r;
-	int		 tfloor = RESOLVE_TTL_FLOOR;
-	char		 server[128];
 
 	if ((r = calloc(1, sizeof(*r))) == NULL)
 		fatal("calloc");
 	r->r_base = base;
 	TAILQ_INIT(&r->r_names);
-	if (resolve_test_hook(server, sizeof(server), &tfloor, NULL))
-		log_notice("RELAY64_TEST_DNS: asking %s only, TTL floor %d s",
-		    server, tfloor);
-	r->r_floor = tfloor;
+	r->r_floor = dns_floor(RESOLVE_TTL_FLOOR);
 	evtimer_assign(&r->r_wait_ev, base, resolve_wait_over, r);
-	evdns_set_log_fn(resolve_evdns_log);
 	return r;
 }
 
@@ -460,7 +379,7 @@ resolve_good(struct resolve_name *rn, const struct in_addr *addr, size_t n,
 	else if (rn->rn_good && ttl < 0)
 		log_debug("listen %s: upstream %s: read again, the same: %s "
 		    "(from %s)", rn->rn_listener, rn->rn_host, new,
-		    RESOLVE_HOSTS);
+		    DNS_HOSTS);
 	else if (rn->rn_good)
 		log_debug("listen %s: upstream %s: refreshed, the same: %s "
 		    "(TTL %d s)", rn->rn_listener, rn->rn_host, new, ttl);
@@ -470,7 +389,7 @@ resolve_good(struct resolve_name *rn, const struct in_addr *addr, size_t n,
 		    "now", new);
 	else if (ttl < 0)
 		log_info("listen %s: upstream %s: %s (from %s)",
-		    rn->rn_listener, rn->rn_host, new, RESOLVE_HOSTS);
+		    rn->rn_listener, rn->rn_host, new, DNS_HOSTS);
 	else
 		log_info("listen %s: upstream %s: %s (TTL %d s)",
 		    rn->rn_listener, rn->rn_host, new, ttl);
@@ -559,25 +478,6 @@ resolve_failed(struct resolve_name *rn, enum resolve_err err)
 	    resolve_backoff(rn));
 }
 
-/* The addresses of host in the hosts file, at most max. */
-static size_t
-resolve_hosts(const char *host, struct in_addr *out, size_t max)
-{
-	FILE	*fp;
-	char	*text;
-	size_t	 len, n = 0;
-
-	if ((fp = fopen(RESOLVE_HOSTS, "re")) == NULL)
-		return 0;
-	if ((text = malloc(RESOLVE_HOSTS_MAX)) != NULL) {
-		len = fread(text, 1, RESOLVE_HOSTS_MAX, fp);
-		n = hosts_lookup(text, len, host, out, max);
-		free(text);
-	}
-	fclose(fp);
-	return n;
-}
-
 static void
 resolve_answered(int result, char type, int count, int ttl, void *addrs,
     void *arg)
@@ -617,7 +517,7 @@ resolve_query(struct resolve_name *rn)
 	if (rn->rn_req != NULL)
 		return;
 	evtimer_del(&rn->rn_timer);
-	if ((n = resolve_hosts(rn->rn_host, addr, RESOLVE_ADDRMAX)) > 0) {
+	if ((n = dns_hosts(rn->rn_host, addr, RESOLVE_ADDRMAX)) > 0) {
 		resolve_good(rn, addr, n, -1);
 		return;
 	}
@@ -873,67 +773,22 @@ resolve_stale(const struct listen_conf *lc)
 	return n;
 }
 
-struct resolve_once {
-	int		 ro_done;
-	int		 ro_result;
-	size_t		 ro_n;
-	struct in_addr	*ro_out;
-	size_t		 ro_max;
-};
-
-static void
-resolve_once_answered(int result, char type, int count, int ttl,
-    void *addrs, void *arg)
-{
-	struct resolve_once	*ro = arg;
-
-	(void)ttl;
-	ro->ro_done = 1;
-	ro->ro_result = result;
-	if (result == DNS_ERR_NONE && type == DNS_IPv4_A && count > 0) {
-		ro->ro_n = (size_t)count < ro->ro_max ? (size_t)count :
-		    ro->ro_max;
-		memcpy(ro->ro_out, addrs, ro->ro_n * sizeof(*ro->ro_out));
-	} else if (result == DNS_ERR_NONE)
-		ro->ro_result = DNS_ERR_NODATA;
-}
-
 /*
  * The addresses of host now, the way the resolver finds them (the hosts
- * file, then DNS), blocking, with a loop of its own: at most max in out.
- * Returns how many (at least one), or -1 with why in err.
+ * file, then DNS), blocking: at most max in out.  Returns how many (at
+ * least one), or -1 with why in err.
  */
 int
 resolve_once(const char *host, struct in_addr *out, size_t max, char *err,
     size_t errlen)
 {
-	struct resolve_once	 ro = { 0, 0, 0, out, max };
-	struct event_base	*base;
-	struct evdns_base	*dns;
-	size_t			 n;
+	size_t	n;
+	int	result = DNS_ERR_UNKNOWN;
 
-	if ((n = resolve_hosts(host, out, max)) > 0)
+	if ((n = dns_hosts(host, out, max)) == 0)
+		n = dns_once(host, out, max, &result);
+	if (n > 0)
 		return (int)n;
-	if ((base = event_base_new()) == NULL ||
-	    (dns = resolve_dns_new(base)) == NULL) {
-		if (base != NULL)
-			event_base_free(base);
-		snprintf(err, errlen, "%s", resolve_strerror(RESOLVE_NORESOLVER));
-		return -1;
-	}
-	if (evdns_base_resolve_ipv4(dns, host, 0, resolve_once_answered,
-	    &ro) == NULL) {
-		ro.ro_done = 1;
-		ro.ro_result = DNS_ERR_UNKNOWN;
-	}
-	while (!ro.ro_done && event_base_loop(base, EVLOOP_ONCE) == 0)
-		;
-	evdns_base_free(dns, 0);
-	event_base_free(base);
-	if (ro.ro_n > 0)
-		return (int)ro.ro_n;
-	snprintf(err, errlen, "%s", resolve_strerror(!ro.ro_done ?
-	    RESOLVE_FAILED : ro.ro_result == DNS_ERR_NODATA ? RESOLVE_NODATA :
-	    resolve_err_of(ro.ro_result)));
+	snprintf(err, errlen, "%s", resolve_strerror(resolve_err_of(result)));
 	return -1;
 }

@@ -34,7 +34,8 @@ TESTS += tests/unit_hosts
 # resolve_once() as a program, for t_dns.py.
 check_PROGRAMS += tests/resolve_once
 tests_resolve_once_SOURCES = tests/resolve_once.c src/resolve.c src/resolve.h \
-	src/hosts.c src/hosts.h src/addr.c src/addr.h src/log.c src/log.h
+	src/dns.c src/dns.h src/hosts.c src/hosts.h src/addr.c src/addr.h \
+	src/log.c src/log.h
 tests_resolve_once_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/src
 tests_resolve_once_CFLAGS = $(AM_CFLAGS) $(PTHREAD_CFLAGS) $(LIBEVENT_CFLAGS)
 tests_resolve_once_LDFLAGS = $(AM_LDFLAGS) $(PTHREAD_CFLAGS)

@@ -19,6 +19,8 @@
 /* Longest host name accepted in an upstream (RFC 1035). */
 #define ADDR_HOSTMAX	253
 
+struct resolve_name;
+
 /* Longest "ADDRESS/PREFIX" text, with its NUL. */
 #define ADDR_CIDRLEN	(INET6_ADDRSTRLEN + 4)
 
@@ -40,6 +42,8 @@ struct addr_cidr {
 struct addr_upstream {
 	char			au_host[ADDR_HOSTMAX + 1]; /* name, "" when literal */
 	struct sockaddr_in	au_sin;		/* address when literal; port always */
+	struct resolve_name	*au_name;	/* the resolver's entry for au_host,
+						   linked by its owner; NULL here */
 };
 
 const char	*addr_parse_port(const char *, int allow_zero, uint16_t *);

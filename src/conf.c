@@ -1101,6 +1101,8 @@ conf_listen_unref(struct listen_conf *lc)
 	if (atomic_fetch_sub_explicit(&lc->lc_refs, 1,
 	    memory_order_acq_rel) > 1)
 		return;
+	if (lc->lc_unlink != NULL)
+		lc->lc_unlink(lc);
 	free(lc->lc_name);
 	free(lc->lc_upstreams);
 	free(lc->lc_allow);

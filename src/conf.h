@@ -52,6 +52,11 @@ struct listen_conf {
 	size_t			 lc_nallow;
 	struct addr_cidr	*lc_deny;	/* checked after allow */
 	size_t			 lc_ndeny;
+	/*
+	 * Whoever links lc_upstreams[].au_name (the resolver) sets this: it
+	 * is called as the last reference goes, in whichever thread drops it.
+	 */
+	void			(*lc_unlink)(struct listen_conf *);
 };
 TAILQ_HEAD(listen_confs, listen_conf);
 

@@ -21,12 +21,12 @@
 
 #include "log.h"
 
-/* Set by the control thread (a reload), read by every worker. */
+/* Set by the control thread (a reload, the end of a start), read by every
+   worker. */
 static atomic_int log_level = LOG_INFO;
+static atomic_int log_tee;	/* syslog and stderr */
 static int	log_syslog;
 static int	log_journal;
-/* Syslog and stderr: until -d is ready; set by the control thread. */
-static atomic_int log_tee;
 
 static const struct {
 	const char	*name;

@@ -28,6 +28,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "pool.h"
+#include "resolve.h"
 #include "session.h"
 #include "worker.h"
 
@@ -36,16 +37,17 @@
 
 /*
  * Descriptors the process holds itself, for the budget: stdio, the control
- * loop (epoll, signal pair, the workers' done eventfd), the notification
- * and syslog sockets, and a few to spare; per worker its epoll and mailbox
- * and a resolver's sockets (one per name server, three at most in
- * resolv.conf); per worker and listener a listening socket; and what a
- * reload needs to open one new listener and read the file.
+ * loop (epoll, signal pair, the workers' done eventfd), the resolver's
+ * sockets (one per name server, three at most in resolv.conf, and the
+ * hosts file while it is read), the notification and syslog sockets, and
+ * a few to spare; per worker its epoll and mailbox and one to spare; per
+ * worker and listener a listening socket; and what a reload needs to open
+ * one new listener and read the file.
  */
-#define POOL_FDS_FIXED		13
+#define POOL_FDS_FIXED		17
 /* For the stats endpoint: its socket and the scrapes it serves at once. */
 #define POOL_FDS_STATS		17
-#define POOL_FDS_WORKER		6
+#define POOL_FDS_WORKER		3
 
 static void	pool_done(evutil_socket_t, short, void *);
 static void	pool_wake(void *);
@@ -215,11 +217,12 @@ static void
 pool_log_group(struct listener_group *g, const char *what)
 {
 	const struct listen_conf *lc = g->g_conf;
-	char			 addr[ADDR_STRLEN], ups[1024];
+	char			 addr[ADDR_STRLEN], ups[4096];
 
-	log_notice("listen %s: %s %s, upstream %s (%s; %s)", lc->lc_name, what,
+	/* Host names with the addresses they have now. */
+	log_notice("listen %s: %s %s, upstream %s; %s; %s", lc->lc_name, what,
 	    listener_group_addr(g, addr, sizeof(addr)),
-	    conf_upstreams_str(lc, ups, sizeof(ups)),
+	    resolve_upstreams_str(lc, ups, sizeof(ups)),
 	    addr_takes(&lc->lc_bind, lc->lc_v6only), conf_proxy_text(lc));
 	pool_note_bindv6only(lc);
 }
@@ -755,6 +758,7 @@ pool_metrics(void *arg, struct evbuffer *b)
 	TAILQ_FOREACH(g, &p->p_groups, g_entry) {
 		mr[i].mr_name = g->g_conf->lc_name;
 		metrics_sum(g->g_metrics, g->g_n, &mr[i].mr_sums);
+		mr[i].mr_sums.mu_stale = resolve_stale(g->g_conf);
 		i++;
 	}
 	memset(&mp, 0, sizeof(mp));

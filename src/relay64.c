@@ -26,6 +26,7 @@
 #include "notify.h"
 #include "pool.h"
 #include "proc.h"
+#include "resolve.h"
 #include "stats.h"
 
 #define EXIT_RUNTIME	1
@@ -66,10 +67,18 @@ static struct {
 	struct pool	*r_pool;
 	struct stats	*r_stats;	/* the stats endpoint, if any */
 	struct event_base *r_base;	/* the control loop */
+	struct resolve	*r_resolve;	/* upstream host names */
+	struct conf	*r_pending;	/* a reload waiting for host names */
 	struct event	*r_sigs[NSIGNALS];
 	struct event	*r_watchdog;
+	int		 r_started;	/* the workers run */
+	int		 r_failed;	/* the start failed after the workers did */
+	int		 r_reload_due;	/* SIGHUP before that */
 	int		 r_stopping;
 } relay;
+
+static void	reload_begin(void);
+static void	reload_drop(void);
 
 static void
 usage(FILE *fp)
@@ -287,7 +296,20 @@ signal_stop(evutil_socket_t sig, short what, void *arg)
 		notify("STOPPING=1\nSTATUS=draining %u sessions",
 		    pool_sessions(p));
 		relay.r_stopping = 1;
+		if (relay.r_pending != NULL) {
+			log_notice("the reload waiting for host names is "
+			    "dropped");
+			reload_drop();
+		}
+		if (!relay.r_started) {
+			/* Still waiting for host names: no worker to stop. */
+			resolve_cancel_wait(relay.r_resolve);
+			event_base_loopexit(relay.r_base, NULL);
+			return;
+		}
 		pool_stop(p);
+	} else if (!relay.r_started) {
+		event_base_loopexit(relay.r_base, NULL);
 	} else {
 		log_notice("%s again: closing every session now",
 		    strsignal((int)sig));
@@ -349,47 +371,39 @@ stats_reload_commit(struct stats *st)
 		stats_log(st, "serving");
 }
 
+/* The reload waiting for its host names is given up. */
+static void
+reload_drop(void)
+{
+	resolve_detach(relay.r_resolve, relay.r_pending);
+	conf_free(relay.r_pending);
+	relay.r_pending = NULL;
+}
+
 /*
- * SIGHUP: parse the configuration file anew.  On success apply it (see
- * pool_reload()); on any error log it and keep running as before.
+ * The new configuration's host names have answers (or the wait is over):
+ * apply it (see pool_reload()); on any error log it and keep running as
+ * before.
  */
 static void
-signal_reload(evutil_socket_t sig, short what, void *arg)
+reload_apply(void)
 {
-	struct pool	*p = arg;
-	struct conf	*conf;
+	struct conf	*conf = relay.r_pending;
 	struct stats	*st;
-	struct timespec	 ts;
 	char		 err[CONF_ERRLEN];
 
-	(void)sig;
-	(void)what;
-	if (relay.r_stopping)
-		return;
-	if (relay.r_reload == NULL) {
-		log_notice("SIGHUP: the ad-hoc form has no file to reload");
-		return;
-	}
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	notify("RELOADING=1\nMONOTONIC_USEC=%llu\nSTATUS=reloading %s",
-	    (unsigned long long)ts.tv_sec * 1000000ULL +
-	    (unsigned long long)ts.tv_nsec / 1000, relay.r_reload);
-	log_notice("SIGHUP: reloading %s", relay.r_reload);
-	if ((conf = conf_load(relay.r_reload, err, sizeof(err))) == NULL)
-		goto failed;
-	if (relay.r_opts->o_level != -1)
-		conf->c_log_level = relay.r_opts->o_level;
-	if (stats_reload_open(conf, &st, err, sizeof(err)) == -1) {
-		conf_free(conf);
-		goto failed;
-	}
-	if (pool_reload(p, conf, err, sizeof(err)) == -1) {
+	if (stats_reload_open(conf, &st, err, sizeof(err)) == -1 ||
+	    pool_reload(relay.r_pool, conf, err, sizeof(err)) == -1) {
 		if (st != relay.r_stats)
 			stats_free(st);
-		conf_free(conf);
-		goto failed;
+		reload_drop();
+		log_error("reload failed: %s; the running configuration stays",
+		    err);
+		status_ready();
+		return;
 	}
 	stats_reload_commit(st);
+	relay.r_pending = NULL;
 	if ((conf->c_user == NULL) != (relay.r_conf->c_user == NULL) ||
 	    (conf->c_user != NULL &&
 	    strcmp(conf->c_user, relay.r_conf->c_user) != 0))
@@ -399,14 +413,75 @@ signal_reload(evutil_socket_t sig, short what, void *arg)
 		log_warnx("reload: a change of workers takes effect at the "
 		    "next start");
 	log_setlevel(conf->c_log_level);
+	resolve_detach(relay.r_resolve, relay.r_conf);
 	conf_free(relay.r_conf);
 	relay.r_conf = conf;
 	log_notice("reloaded %s", conf->c_file);
 	status_ready();
-	return;
- failed:
-	log_error("reload failed: %s; the running configuration stays", err);
-	status_ready();
+}
+
+static void
+reload_resolved(void *arg)
+{
+	(void)arg;
+	reload_apply();
+}
+
+/*
+ * Parse the configuration file anew, then look its host names up; a name
+ * that had no answer yet is waited for (RESOLVE_WAIT at most), so new
+ * sessions find addresses, then the reload is applied.  A reload still
+ * waiting is dropped for the new one.
+ */
+static void
+reload_begin(void)
+{
+	struct conf	*conf;
+	struct timespec	 ts;
+	char		 err[CONF_ERRLEN];
+
+	if (relay.r_reload == NULL) {
+		log_notice("SIGHUP: the ad-hoc form has no file to reload");
+		return;
+	}
+	if (relay.r_pending != NULL) {
+		log_notice("SIGHUP: the reload still waiting for host names is "
+		    "dropped for this one");
+		reload_drop();
+	}
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	notify("RELOADING=1\nMONOTONIC_USEC=%llu\nSTATUS=reloading %s",
+	    (unsigned long long)ts.tv_sec * 1000000ULL +
+	    (unsigned long long)ts.tv_nsec / 1000, relay.r_reload);
+	log_notice("SIGHUP: reloading %s", relay.r_reload);
+	if ((conf = conf_load(relay.r_reload, err, sizeof(err))) == NULL) {
+		log_error("reload failed: %s; the running configuration stays",
+		    err);
+		status_ready();
+		return;
+	}
+	if (relay.r_opts->o_level != -1)
+		conf->c_log_level = relay.r_opts->o_level;
+	relay.r_pending = conf;
+	if (!resolve_attach(relay.r_resolve, conf, reload_resolved, NULL))
+		reload_apply();
+}
+
+/* SIGHUP: reload (once the start is done). */
+static void
+signal_reload(evutil_socket_t sig, short what, void *arg)
+{
+	(void)sig;
+	(void)what;
+	(void)arg;
+	if (relay.r_stopping)
+		return;
+	if (!relay.r_started) {
+		log_notice("SIGHUP: reloading once the start is done");
+		relay.r_reload_due = 1;
+		return;
+	}
+	reload_begin();
 }
 
 /*
@@ -418,10 +493,13 @@ static void
 signal_report(evutil_socket_t sig, short what, void *arg)
 {
 	(void)what;
-	if (sig == SIGUSR1) {
+	if (sig == SIGUSR1 && relay.r_started) {
 		log_notice("SIGUSR1: listeners and open sessions follow");
 		pool_report(arg);
-	} else
+	} else if (sig == SIGUSR1)
+		log_notice("SIGUSR1: nothing to report before the start is "
+		    "done");
+	else
 		log_notice("SIGUSR2: nothing to report (SIGUSR1 reports)");
 }
 
@@ -600,32 +678,27 @@ static const struct {
 _Static_assert(sizeof(control_signals) / sizeof(control_signals[0]) ==
     NSIGNALS, "NSIGNALS: one event per handled signal");
 
-/* The control loop: signals, reload, watchdog; the workers relay. */
-static int
-control_loop(void)
+/*
+ * The configuration's host names have their first answers (or failed, or
+ * the wait is over): start the workers, then say the relay is ready.
+ */
+static void
+control_start(void *arg)
 {
 	char		 err[CONF_ERRLEN];
 	struct timeval	 tv;
 	uint64_t	 wd;
-	size_t		 i;
 
-	if ((relay.r_base = event_base_new()) == NULL)
-		fatalx("cannot create the event loop");
-	for (i = 0; i < NSIGNALS; i++) {
-		relay.r_sigs[i] = evsignal_new(relay.r_base,
-		    control_signals[i].cs_sig, control_signals[i].cs_fn,
-		    relay.r_pool);
-		if (relay.r_sigs[i] == NULL ||
-		    evsignal_add(relay.r_sigs[i], NULL) == -1)
-			fatalx("cannot install signal handlers");
-	}
+	(void)arg;
 	pool_start(relay.r_pool, relay.r_base, relay.r_conf);
+	relay.r_started = 1;
 	if (relay.r_stats != NULL) {
 		if (stats_start(relay.r_stats, relay.r_base, pool_metrics,
 		    relay.r_pool, err, sizeof(err)) == -1) {
 			log_error("%s", err);
+			relay.r_failed = 1;
 			pool_halt(relay.r_pool);
-			return EXIT_RUNTIME;
+			return;
 		}
 		stats_log(relay.r_stats, "serving");
 	}
@@ -643,7 +716,36 @@ control_loop(void)
 	/* Where READY=1 went, -d lets the process that started it exit 0. */
 	log_stderr_too(0);
 	proc_daemon_ready(0);
+	if (relay.r_reload_due) {
+		relay.r_reload_due = 0;
+		reload_begin();
+	}
+}
 
+/*
+ * The control loop: signals, reload, watchdog, the resolver; the workers
+ * relay.  Host names are looked up first, so the listening lines (and
+ * the first sessions) have their addresses.
+ */
+static int
+control_loop(void)
+{
+	size_t	i;
+
+	if ((relay.r_base = event_base_new()) == NULL)
+		fatalx("cannot create the event loop");
+	for (i = 0; i < NSIGNALS; i++) {
+		relay.r_sigs[i] = evsignal_new(relay.r_base,
+		    control_signals[i].cs_sig, control_signals[i].cs_fn,
+		    relay.r_pool);
+		if (relay.r_sigs[i] == NULL ||
+		    evsignal_add(relay.r_sigs[i], NULL) == -1)
+			fatalx("cannot install signal handlers");
+	}
+	relay.r_resolve = resolve_new(relay.r_base);
+	if (!resolve_attach(relay.r_resolve, relay.r_conf, control_start,
+	    NULL))
+		control_start(NULL);
 	if (event_base_dispatch(relay.r_base) == -1)
 		log_error("event loop failed");
 	return 0;
@@ -664,6 +766,8 @@ shutdown_all(int status)
 	if (relay.r_pool != NULL && pool_free(relay.r_pool) != 0 &&
 	    status == 0)
 		status = 1;
+	if (relay.r_failed && status == 0)
+		status = EXIT_RUNTIME;
 	/* Before the loop it serves on goes. */
 	stats_free(relay.r_stats);
 	if (relay.r_base != NULL) {
@@ -673,8 +777,11 @@ shutdown_all(int status)
 		for (i = 0; i < NSIGNALS; i++)
 			if (relay.r_sigs[i] != NULL)
 				event_free(relay.r_sigs[i]);
+		/* After the signals: it runs the loop once more, for evdns. */
+		resolve_free(relay.r_resolve);
 		event_base_free(relay.r_base);
 	}
+	conf_free(relay.r_pending);
 	conf_free(relay.r_conf);
 	free(relay.r_reload);
 	proc_pidfile_remove();

@@ -136,7 +136,7 @@ session_start(struct session_home *h, struct listener *l,
 		    sizeof(client)), h->sh_index);
 	}
 	upstream_attempt_start(&s->s_attempt, lc, first_upstream, s->s_id,
-	    h->sh_base, &h->sh_resolver, h->sh_gate, ms, session_connected, s);
+	    h->sh_base, h->sh_gate, ms, session_connected, s);
 }
 
 /* upstream.c's completion: the upstream is connected (fd), or none is. */

@@ -12,8 +12,8 @@
  * instead (splice.h).
  *
  * A session knows nothing of its worker but the session_home the worker
- * hands it: the loop, the scratch buffer, the resolver, the accept gate,
- * and the one call back up, when the session has ended.
+ * hands it: the loop, the scratch buffer, the accept gate, and the one
+ * call back up, when the session has ended.
  */
 #ifndef RELAY64_SESSION_H
 #define RELAY64_SESSION_H
@@ -45,7 +45,6 @@ struct session_home {
 	size_t			 sh_index;	/* the worker's, for debug logs */
 	struct event_base	*sh_base;
 	char			*sh_scratch;	/* SESSION_SCRATCH bytes */
-	struct upstream_resolver sh_resolver;
 	struct admit_gate	*sh_gate;	/* paused when out of fds */
 	int			 sh_splice;	/* bulk directions may splice */
 	struct sessions		 sh_sessions;	/* open ones */

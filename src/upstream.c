@@ -1,6 +1,6 @@
 /*
  * upstream.c: choosing and connecting the IPv4 side of a session: the
- * resolver, the walk over the upstreams, and the attempt that connects.
+ * walk over the upstreams' addresses, and the attempt that connects.
  */
 #include "config.h"
 
@@ -13,7 +13,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <event2/dns.h>
 #include <event2/event.h>
 #include <event2/util.h>
 
@@ -22,6 +21,7 @@
 #include "conf.h"
 #include "log.h"
 #include "metrics.h"
+#include "resolve.h"
 #include "upstream.h"
 
 /* How soon a connect that found no descriptor tries again. */
@@ -31,158 +31,156 @@ static void	upstream_attempt_next(void *);
 static void	upstream_connected(evutil_socket_t, short, void *);
 static void	upstream_retry(evutil_socket_t, short, void *);
 
-void
-upstream_resolver_init(struct upstream_resolver *ur, struct event_base *base)
+enum upstream_step {
+	UPSTREAM_TRY,		/* an address to connect to */
+	UPSTREAM_END,		/* every address was tried */
+};
+
+/*
+ * The addresses entry au has now: a literal one, a name those of its
+ * current answer, which *ans then holds (the caller releases it).
+ */
+static size_t
+upstream_entry_take(const struct addr_upstream *au,
+    struct resolve_answer **ans)
 {
-	ur->ur_base = base;
-	ur->ur_dns = NULL;
-	ur->ur_failed = 0;
+	*ans = NULL;
+	if (au->au_host[0] == '\0')
+		return 1;
+	if (au->au_name == NULL)	/* never linked: nothing known */
+		return 0;
+	*ans = resolve_take(au->au_name);
+	return (*ans)->ra_n;
 }
 
-void
-upstream_resolver_free(struct upstream_resolver *ur)
+/*
+ * A walk from the start'th address, counting every address of every
+ * entry (roundrobin's cursor counts addresses, so the sessions spread
+ * over all the addresses of a name).  The answers may change between
+ * counting and walking: then the walk starts elsewhere, and still tries
+ * each address once.
+ */
+static void
+upstream_iter_init(struct upstream_iter *ui, const struct listen_conf *lc,
+    size_t start)
 {
-	if (ur->ur_dns != NULL)
-		evdns_base_free(ur->ur_dns, 0);
-	ur->ur_dns = NULL;
-}
+	struct resolve_answer	*ans;
+	size_t			 i, n, total = 0;
 
-/* The resolver, created on first use; NULL when it cannot be (said once). */
-static struct evdns_base *
-upstream_resolver_get(struct upstream_resolver *ur)
-{
-	int	rc;
-
-	if (ur->ur_dns != NULL || ur->ur_failed)
-		return ur->ur_dns;
-	if ((ur->ur_dns = evdns_base_new(ur->ur_base, 0)) == NULL) {
-		log_warnx("cannot create a DNS resolver: host-name upstreams "
-		    "cannot be resolved");
-		ur->ur_failed = 1;
-		return NULL;
+	memset(ui, 0, sizeof(*ui));
+	ui->ui_lc = lc;
+	ui->ui_dnserr = RESOLVE_OK;
+	if (start == 0)
+		return;
+	for (i = 0; i < lc->lc_nupstreams; i++) {
+		total += upstream_entry_take(&lc->lc_upstreams[i], &ans);
+		if (ans != NULL)
+			resolve_release(ans);
 	}
-	rc = evdns_base_resolv_conf_parse(ur->ur_dns, DNS_OPTIONS_ALL,
-	    "/etc/resolv.conf");
-	if (rc != 0)
-		log_warnx("/etc/resolv.conf: cannot use it (error %d): host "
-		    "names resolve from /etc/hosts only", rc);
-	if (evdns_base_load_hosts(ur->ur_dns, NULL) != 0)
-		log_debug("/etc/hosts: cannot load it");
-	return ur->ur_dns;
+	if (total == 0)
+		return;
+	start %= total;
+	for (i = 0; i < lc->lc_nupstreams; i++) {
+		n = upstream_entry_take(&lc->lc_upstreams[i], &ans);
+		if (start < n) {
+			ui->ui_start = i;
+			ui->ui_skip = start;
+			ui->ui_first = start > 0 ? ans : NULL;
+			if (start == 0 && ans != NULL)
+				resolve_release(ans);
+			return;
+		}
+		start -= n;
+		if (ans != NULL)
+			resolve_release(ans);
+	}
 }
 
 static void
-upstream_iter_init(struct upstream_iter *ui, const struct listen_conf *lc,
-    size_t start, struct upstream_resolver *res, void (*cb)(void *),
-    void *arg)
+upstream_iter_close(struct upstream_iter *ui)
 {
-	memset(ui, 0, sizeof(*ui));
-	ui->ui_lc = lc;
-	ui->ui_res = res;
-	ui->ui_start = start % lc->lc_nupstreams;
-	ui->ui_cb = cb;
-	ui->ui_arg = arg;
+	if (ui->ui_ans != NULL)
+		resolve_release(ui->ui_ans);
+	ui->ui_ans = NULL;
+	ui->ui_cur = NULL;
+	ui->ui_open = 0;
 }
 
 static void
 upstream_iter_clear(struct upstream_iter *ui)
 {
-	if (ui->ui_req != NULL) {
-		evdns_getaddrinfo_cancel(ui->ui_req);
-		ui->ui_req = NULL;
-	}
-	if (ui->ui_ai != NULL) {
-		evutil_freeaddrinfo(ui->ui_ai);
-		ui->ui_ai = NULL;
-	}
-	ui->ui_cur = NULL;
-}
-
-static void
-upstream_resolved(int result, struct evutil_addrinfo *ai, void *arg)
-{
-	struct upstream_iter	*ui = arg;
-
-	if (result == EVUTIL_EAI_CANCEL)
-		return;			/* the session is gone */
-	ui->ui_req = NULL;
-	ui->ui_resolved = 1;
-	if (result != 0)
-		ui->ui_dnserr = result;
-	ui->ui_ai = ui->ui_cur = (result == 0) ? ai : NULL;
-	if (!ui->ui_resolving)
-		ui->ui_cb(ui->ui_arg);
+	upstream_iter_close(ui);
+	if (ui->ui_first != NULL)
+		resolve_release(ui->ui_first);
+	ui->ui_first = NULL;
 }
 
 /*
- * The next address to try, in out.  UPSTREAM_WAIT means a name is being
- * resolved and the iterator's callback will be called when it is; then
- * call upstream_next() again.
+ * Enter segment ui_seg: the addresses of one entry, from its current
+ * answer (for the start entry, the one counted: first the addresses from
+ * ui_skip on, at the very end those before it).
  */
+static void
+upstream_iter_open(struct upstream_iter *ui)
+{
+	const struct listen_conf	*lc = ui->ui_lc;
+	const struct addr_upstream	*au;
+	size_t				 n = lc->lc_nupstreams;
+
+	au = &lc->lc_upstreams[(ui->ui_start + ui->ui_seg) % n];
+	ui->ui_open = 1;
+	ui->ui_pos = 0;
+	if (ui->ui_first != NULL && (ui->ui_seg == 0 || ui->ui_seg == n)) {
+		ui->ui_cur = ui->ui_first;
+		ui->ui_pos = ui->ui_seg == 0 ? ui->ui_skip : 0;
+		ui->ui_end = ui->ui_seg == 0 ? ui->ui_first->ra_n :
+		    ui->ui_skip;
+		return;
+	}
+	ui->ui_end = upstream_entry_take(au, &ui->ui_ans);
+	ui->ui_cur = ui->ui_ans;
+	if (ui->ui_end == 0) {
+		ui->ui_dnserr = ui->ui_ans != NULL ? ui->ui_ans->ra_err :
+		    RESOLVE_PENDING;
+		ui->ui_dnshost = au->au_host;
+	}
+}
+
+/* The next address to try, in out; never waits (answers are at hand). */
 static enum upstream_step
 upstream_next(struct upstream_iter *ui, struct sockaddr_in *out)
 {
 	const struct listen_conf	*lc = ui->ui_lc;
 	const struct addr_upstream	*au;
-	struct evutil_addrinfo		 hints;
-	struct evdns_base		*dns;
+	size_t				 nseg = lc->lc_nupstreams +
+					    (ui->ui_first != NULL);
 
-	for (; ui->ui_done < lc->lc_nupstreams; ui->ui_done++) {
-		au = &lc->lc_upstreams[(ui->ui_start + ui->ui_done) %
-		    lc->lc_nupstreams];
-		if (au->au_host[0] == '\0') {
-			if (ui->ui_resolved)	/* the literal was tried */
-				goto next;
-			ui->ui_resolved = 1;
-			*out = au->au_sin;
+	for (; ui->ui_seg < nseg; ui->ui_seg++) {
+		if (!ui->ui_open)
+			upstream_iter_open(ui);
+		if (ui->ui_pos < ui->ui_end) {
+			au = &lc->lc_upstreams[(ui->ui_start + ui->ui_seg) %
+			    lc->lc_nupstreams];
+			*out = au->au_sin;	/* a literal; the port always */
+			if (ui->ui_cur != NULL)
+				out->sin_addr = ui->ui_cur->ra_addr[ui->ui_pos];
+			ui->ui_pos++;
 			return UPSTREAM_TRY;
 		}
-		if (ui->ui_req != NULL)
-			return UPSTREAM_WAIT;
-		if (!ui->ui_resolved) {
-			memset(&hints, 0, sizeof(hints));
-			hints.ai_family = AF_INET;
-			hints.ai_socktype = SOCK_STREAM;
-			hints.ai_protocol = IPPROTO_TCP;
-			if ((dns = upstream_resolver_get(ui->ui_res)) == NULL) {
-				ui->ui_dnserr = EVUTIL_EAI_FAIL;
-				goto next;
-			}
-			ui->ui_resolving = 1;
-			ui->ui_req = evdns_getaddrinfo(dns, au->au_host, NULL,
-			    &hints, upstream_resolved, ui);
-			ui->ui_resolving = 0;
-			if (!ui->ui_resolved)
-				return UPSTREAM_WAIT;
-		}
-		while (ui->ui_cur != NULL) {
-			struct evutil_addrinfo *ai = ui->ui_cur;
-
-			ui->ui_cur = ai->ai_next;
-			if (ai->ai_family != AF_INET ||
-			    ai->ai_addrlen < sizeof(*out))
-				continue;
-			memcpy(out, ai->ai_addr, sizeof(*out));
-			out->sin_port = au->au_sin.sin_port;
-			return UPSTREAM_TRY;
-		}
- next:
-		upstream_iter_clear(ui);
-		ui->ui_resolved = 0;
+		upstream_iter_close(ui);
 	}
 	return UPSTREAM_END;
 }
 
 /*
- * Walk the upstreams from start, connecting to one address at a time;
+ * Walk the addresses from the start'th, connecting to one at a time;
  * done is called once, when one connected or none could be.
  */
 void
 upstream_attempt_start(struct upstream_attempt *ua,
     const struct listen_conf *lc, size_t start, uint64_t id,
-    struct event_base *base, struct upstream_resolver *res,
-    struct admit_gate *gate, struct metrics_slot *ms, upstream_done_fn *done,
-    void *arg)
+    struct event_base *base, struct admit_gate *gate, struct metrics_slot *ms,
+    upstream_done_fn *done, void *arg)
 {
 	ua->ua_lc = lc;
 	ua->ua_id = id;
@@ -195,8 +193,7 @@ upstream_attempt_start(struct upstream_attempt *ua,
 	memset(&ua->ua_ev, 0, sizeof(ua->ua_ev));
 	ua->ua_done = done;
 	ua->ua_arg = arg;
-	upstream_iter_init(&ua->ua_it, lc, start, res, upstream_attempt_next,
-	    ua);
+	upstream_iter_init(&ua->ua_it, lc, start);
 	upstream_attempt_next(ua);
 }
 
@@ -267,12 +264,12 @@ upstream_attempt_exhausted(struct upstream_attempt *ua)
 	char	reason[ADDR_HOSTMAX + 128], addr[ADDR_STRLEN];
 	int	err = ua->ua_lasterr;
 
-	if (ua->ua_it.ui_dnserr != 0)
+	if (ua->ua_it.ui_dnserr != RESOLVE_OK)
 		metrics_add(&ua->ua_metrics->ms_upfail[METRICS_UPFAIL_DNS], 1);
-	if (err == 0 && ua->ua_it.ui_dnserr != 0)
+	if (err == 0 && ua->ua_it.ui_dnserr != RESOLVE_OK)
 		snprintf(reason, sizeof(reason), "no upstream reachable "
-		    "(cannot resolve: %s)",
-		    evutil_gai_strerror(ua->ua_it.ui_dnserr));
+		    "(cannot resolve: %s: %s)", ua->ua_it.ui_dnshost,
+		    resolve_strerror(ua->ua_it.ui_dnserr));
 	else if (err == 0)
 		snprintf(reason, sizeof(reason), "no upstream reachable "
 		    "(no IPv4 address)");
@@ -336,8 +333,6 @@ upstream_attempt_next(void *arg)
 
 	for (;;) {
 		switch (upstream_next(&ua->ua_it, &ua->ua_addr)) {
-		case UPSTREAM_WAIT:
-			return;
 		case UPSTREAM_END:
 			upstream_attempt_exhausted(ua);
 			return;

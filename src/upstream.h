@@ -1,18 +1,19 @@
 /*
  * upstream.h: choosing and connecting the IPv4 side of a session.
  *
- * An attempt walks a listener's upstreams once, starting where the
- * balance mode says, expanding host names into their IPv4 addresses
- * (resolved asynchronously), and connects to one address at a time, each
- * with the listener's connect-timeout; a refused, unreachable or timed
- * out address passes on to the next.  When no socket can be had (out of
+ * An attempt walks the addresses of a listener's upstreams once (a host
+ * name stands for every address of its current answer, which resolve.c
+ * hands out at once: no session waits for DNS), starting where the
+ * balance mode says, and connects to one address at a time, each with
+ * the listener's connect-timeout; a refused, unreachable or timed out
+ * address passes on to the next.  When no socket can be had (out of
  * descriptors), the attempt waits and tries the same address again within
  * its connect-timeout, and the worker stops accepting meanwhile.  The attempt ends by calling its
  * completion callback once: with the connected socket, or with -1 and
  * why no upstream could be reached.
  *
  * upstream.c knows nothing of sessions or workers: what it needs (the
- * loop, a resolver) is handed in.
+ * loop, the gate) is handed in.
  */
 #ifndef RELAY64_UPSTREAM_H
 #define RELAY64_UPSTREAM_H
@@ -23,41 +24,32 @@
 
 #include <event2/event_struct.h>
 
+#include "resolve.h"
+
 struct admit_gate;
 struct metrics_slot;
 struct listen_conf;
 struct event_base;
-struct evdns_base;
-struct evutil_addrinfo;
-struct evdns_getaddrinfo_request;
 
-/* A worker's resolver, created on first use (only names need one). */
-struct upstream_resolver {
-	struct event_base	*ur_base;
-	struct evdns_base	*ur_dns;
-	int			 ur_failed;	/* cannot be created: said once */
-};
-
-enum upstream_step {
-	UPSTREAM_TRY,		/* an address to connect to */
-	UPSTREAM_WAIT,		/* resolving; the callback resumes */
-	UPSTREAM_END,		/* every upstream was tried */
-};
-
-/* Which address is next: one walk over the listener's upstreams. */
+/*
+ * Which address is next: one walk over the addresses of the listener's
+ * upstreams, entry by entry, from the start'th address.  When the walk
+ * starts inside an entry (a name with several addresses), that entry's
+ * first addresses come last: the walk is one more segment long.
+ */
 struct upstream_iter {
 	const struct listen_conf *ui_lc;
-	struct upstream_resolver *ui_res;
-	size_t			 ui_start;	/* first entry tried */
-	size_t			 ui_done;	/* entries finished */
-	struct evutil_addrinfo	*ui_ai;		/* addresses of a name */
-	struct evutil_addrinfo	*ui_cur;
-	struct evdns_getaddrinfo_request *ui_req;
-	int			 ui_resolving;	/* inside evdns_getaddrinfo() */
-	int			 ui_resolved;
-	int			 ui_dnserr;	/* last resolution error */
-	void			(*ui_cb)(void *);
-	void			*ui_arg;
+	size_t			 ui_start;	/* entry of the first address */
+	size_t			 ui_skip;	/* its addresses left for the end */
+	struct resolve_answer	*ui_first;	/* its answer, when ui_skip */
+	size_t			 ui_seg;	/* segments finished */
+	int			 ui_open;	/* inside segment ui_seg */
+	struct resolve_answer	*ui_ans;	/* the segment's answer (held) */
+	const struct resolve_answer *ui_cur;	/* the one read: ui_ans, ui_first */
+	size_t			 ui_pos;	/* next address of the segment */
+	size_t			 ui_end;
+	enum resolve_err	 ui_dnserr;	/* why a name had none, last */
+	const char		*ui_dnshost;	/* and which */
 };
 
 /*
@@ -84,14 +76,10 @@ struct upstream_attempt {
 	void			*ua_arg;
 };
 
-void	upstream_resolver_init(struct upstream_resolver *, struct event_base *);
-void	upstream_resolver_free(struct upstream_resolver *);
-
 void	upstream_attempt_start(struct upstream_attempt *,
 	    const struct listen_conf *, size_t start, uint64_t id,
-	    struct event_base *, struct upstream_resolver *,
-	    struct admit_gate *, struct metrics_slot *, upstream_done_fn *,
-	    void *);
+	    struct event_base *, struct admit_gate *, struct metrics_slot *,
+	    upstream_done_fn *, void *);
 void	upstream_attempt_cancel(struct upstream_attempt *);
 
 int	upstream_connect(const struct sockaddr_in *, const struct sockaddr_in *,

@@ -23,7 +23,6 @@
 #include "listener.h"
 #include "log.h"
 #include "session.h"
-#include "upstream.h"
 #include "worker.h"
 
 /*
@@ -96,7 +95,6 @@ worker_new(size_t index, struct admit *a, const struct worker_settings *ws,
 	w->w_home.sh_base = w->w_base;
 	if ((w->w_home.sh_scratch = malloc(SESSION_SCRATCH)) == NULL)
 		fatal("malloc");
-	upstream_resolver_init(&w->w_home.sh_resolver, w->w_base);
 	w->w_home.sh_gate = &w->w_gate;
 	w->w_home.sh_splice = ws->ws_splice;
 	LIST_INIT(&w->w_home.sh_sessions);
@@ -134,7 +132,6 @@ worker_free(struct worker *w)
 	event_del(&w->w_mail_ev);
 	close(w->w_mailfd);
 	pthread_mutex_destroy(&w->w_lock);
-	upstream_resolver_free(&w->w_home.sh_resolver);
 	event_base_free(w->w_base);
 	free(w->w_home.sh_scratch);
 	free(w);

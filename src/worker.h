@@ -3,7 +3,7 @@
  * and sessions.
  *
  * A worker owns its loop, its listeners, its sessions and what they share
- * (the scratch buffer, the resolver: the session_home), its accept gate
+ * (the scratch buffer, the gate: the session_home), its accept gate
  * (admit.h), and its part of a stop (close its listeners, drain, halt).
  * It hands each accepted client to a new session and hears from every
  * session when it ends.  Other threads speak to a worker only through its

@@ -12,6 +12,7 @@ RELAY64_INTEGRATION_TESTS = \
 	tests/t_concurrent.py \
 	tests/t_halfclose.py \
 	tests/t_upstream_fail.py \
+	tests/t_dns.py \
 	tests/t_reset.py \
 	tests/t_backpressure.py \
 	tests/t_once.py \

@@ -6,6 +6,7 @@ PY_LOG_COMPILER = $(SHELL) $(srcdir)/tests/python3-or-skip
 AM_TESTS_ENVIRONMENT = \
 	PYTHON3='$(PYTHON3)'; export PYTHON3; \
 	RELAY64='$(abs_top_builddir)/src/relay64'; export RELAY64; \
+	RELAY64_RESOLVE_ONCE='$(abs_top_builddir)/tests/resolve_once'; export RELAY64_RESOLVE_ONCE; \
 	PYTHONPATH='$(abs_top_srcdir)/tests/lib'; export PYTHONPATH; \
 	PYTHONDONTWRITEBYTECODE=1; export PYTHONDONTWRITEBYTECODE; \
 	RELAY64_SPLICE='$(ENABLE_SPLICE)'; export RELAY64_SPLICE;
@@ -41,6 +42,20 @@ tests_unit_metrics_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/src
 tests_unit_metrics_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS)
 tests_unit_metrics_LDADD = $(LIBEVENT_LIBS)
 TESTS += tests/unit_metrics
+check_PROGRAMS += tests/unit_hosts
+tests_unit_hosts_SOURCES = tests/unit_hosts.c tests/unit.h src/hosts.c src/hosts.h
+tests_unit_hosts_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/src
+TESTS += tests/unit_hosts
+
+# resolve_once() as a program, for t_dns.py.
+check_PROGRAMS += tests/resolve_once
+tests_resolve_once_SOURCES = tests/resolve_once.c src/resolve.c src/resolve.h \
+	src/dns.c src/dns.h src/hosts.c src/hosts.h src/addr.c src/addr.h \
+	src/log.c src/log.h
+tests_resolve_once_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/src
+tests_resolve_once_CFLAGS = $(AM_CFLAGS) $(PTHREAD_CFLAGS) $(LIBEVENT_CFLAGS)
+tests_resolve_once_LDFLAGS = $(AM_LDFLAGS) $(PTHREAD_CFLAGS)
+tests_resolve_once_LDADD = $(LIBEVENT_LIBS)
 
 check_PROGRAMS += tests/unit_proxyhdr
 tests_unit_proxyhdr_SOURCES = tests/unit_proxyhdr.c tests/unit.h \

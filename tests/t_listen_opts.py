@@ -31,9 +31,9 @@ listen dual {
     upstream = "%s"
 }
 """ % be.addr)
-    expect_match(r"^relay64: listen dual: listening on \[::\]:\d+, upstream \S+ \(IPv6 and IPv4 clients; IPv4 "
+    expect_match(r"^relay64: listen dual: listening on \[::\]:\d+, upstream \S+; IPv6 and IPv4 clients; IPv4 "
                  r"ones appear as ::ffff:a\.b\.c\.d to the socket and as a\.b\.c\.d in logs and PROXY headers; "
-                 r"no PROXY header: the upstream sees the relay's address, not the client's\)$",
+                 r"no PROXY header: the upstream sees the relay's address, not the client's$",
                  r.log_text(), "the start-up line says how the listener takes clients")
     _session_via(r, be, "IPv4 client on a dual-stack listener", socket.AF_INET, "127.0.0.1", "dual")
     _session_via(r, be, "IPv6 client on a dual-stack listener", socket.AF_INET6, "::1", "dual")
@@ -55,7 +55,7 @@ listen v6default {
 }
 """ % (be.addr, be.addr))
     for name in ("v6", "v6default"):
-        expect_match(r"^relay64: listen %s: listening on \[::\]:\d+, upstream \S+ \(IPv6 clients only; IPv4 "
+        expect_match(r"^relay64: listen %s: listening on \[::\]:\d+, upstream \S+; IPv6 clients only; IPv4 "
                      r"clients need their own listener or v6only = false; no PROXY header: " % name,
                      r.log_text(), "listener %s: the start-up line says it takes IPv6 clients only" % name)
         s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)

@@ -423,17 +423,22 @@ class ConnRecord:
 
 
 class Backend:
-    """A threaded TCP server on 127.0.0.1:0 (or another 127/8 address); one thread per
-    connection runs handler(rec). Connections are recorded in .conns in accept order."""
+    """A threaded TCP server on 127.0.0.1:0 (or another 127/8 address, or a given port);
+    one thread per connection runs handler(rec). Connections are recorded in .conns in
+    accept order."""
 
-    def __init__(self, handler, host="127.0.0.1", rcvbuf=None, sndbuf=None, backlog=128):
+    def __init__(self, handler, host="127.0.0.1", rcvbuf=None, sndbuf=None, backlog=128, port=0):
         self.handler = handler
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         if rcvbuf:
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
         if sndbuf:
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, sndbuf)
-        self.sock.bind((host, 0))
+        try:
+            self.sock.bind((host, port))
+        except OSError:
+            self.sock.close()
+            raise
         self.sock.listen(backlog)
         self.host = host
         self.port = self.sock.getsockname()[1]
@@ -848,7 +853,7 @@ class NotifySocket:
 # the relay process
 
 listen_line_re = re.compile(
-    r"^relay64: listen (\S+): listening on \[([0-9A-Fa-f:.]+)\]:(\d+), upstream (.+)$", re.M)
+    r"^relay64: listen (\S+): listening on \[([0-9A-Fa-f:.]+)\]:(\d+), upstream ([^;]+?)(?:; .*)?$", re.M)
 _session_re = re.compile(
     r"^relay64: listen (?P<listener>\S+): session (?P<id>\S+) (?P<client>\S+) -> (?P<upstream>\S+)"
     r" ended after (?P<secs>[0-9.]+)s, (?P<up>\d+) bytes up, (?P<down>\d+) bytes down: (?P<reason>.*)$",

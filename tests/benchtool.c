@@ -12,8 +12,13 @@
  * Clients (print one line of key=value results on stdout):
  *   benchtool bulk ADDR PORT SECONDS [STREAMS] STREAMS connections at once
  *            (default 1), each sends for SECONDS; gbps is the aggregate
- *   benchtool conns ADDR PORT SECONDS WORKERS connect/64 B/64 B/close loops
- *   benchtool pingpong ADDR PORT SECONDS      64-byte request/response
+ *   benchtool conns ADDR PORT SECONDS WORKERS [COUNT]
+ *            connect/64 B/64 B/close loops; with COUNT, stop after COUNT
+ *            attempts in all (SECONDS still bounds the run)
+ *   benchtool pingpong ADDR PORT SECONDS [COUNT]
+ *            64-byte request/response on one connection, after 200 warm-up
+ *            round trips; with COUNT, stop after COUNT timed round trips
+ *            (SECONDS still bounds the run); roundtrips= counts both kinds
  *   benchtool idle ADDR PORT COUNT            open COUNT sessions, each does
  *            one 1-byte round trip, print "ready COUNT", hold them until
  *            stdin closes or a signal arrives
@@ -48,6 +53,7 @@
 #define BULK_CHUNK (128 * 1024)
 #define SERVER_BUF (256 * 1024)
 #define MAX_SAMPLES 4000000
+#define WARMUP_ROUNDTRIPS 200
 
 static volatile sig_atomic_t bt_stop;
 
@@ -690,6 +696,8 @@ struct conns_arg {
 	const struct sockaddr_storage *ca_ss;
 	socklen_t	 ca_len;
 	double		 ca_deadline;
+	unsigned long long ca_limit;	/* attempts in all, 0: no limit */
+	unsigned long long *ca_taken;	/* attempts so far, shared */
 	unsigned long long ca_ok;
 	unsigned long long ca_err;
 	char		 ca_first_err[128];
@@ -715,6 +723,9 @@ conns_worker(void *p)
 		int fd, rc;
 
 		if ((iter++ & 15) == 0 && bt_now() >= a->ca_deadline)
+			break;
+		if (a->ca_limit != 0 && __atomic_fetch_add(a->ca_taken, 1,
+		    __ATOMIC_RELAXED) >= a->ca_limit)
 			break;
 		fd = bt_connect(a->ca_ss, a->ca_len, 1);
 		if (fd < 0) {
@@ -747,16 +758,18 @@ conns_main(int argc, char **argv)
 	socklen_t sslen;
 	struct conns_arg *args;
 	pthread_t *tids;
-	unsigned long long ok = 0, err = 0;
+	unsigned long long ok = 0, err = 0, limit = 0, taken = 0;
 	const char *first_err = NULL;
 	double secs, t0, t1;
 	long workers, i;
 
-	if (argc != 6)
-		bt_die("usage: benchtool conns ADDR PORT SECONDS WORKERS");
+	if (argc != 6 && argc != 7)
+		bt_die("usage: benchtool conns ADDR PORT SECONDS WORKERS [COUNT]");
 	bt_resolve(argv[2], argv[3], &ss, &sslen);
 	secs = bt_parse_seconds(argv[4]);
 	workers = bt_parse_count(argv[5], 1024);
+	if (argc == 7)
+		limit = (unsigned long long)bt_parse_count(argv[6], 1000000000);
 	args = calloc((size_t)workers, sizeof(*args));
 	tids = calloc((size_t)workers, sizeof(*tids));
 	if (args == NULL || tids == NULL)
@@ -766,6 +779,8 @@ conns_main(int argc, char **argv)
 		args[i].ca_ss = &ss;
 		args[i].ca_len = sslen;
 		args[i].ca_deadline = t0 + secs;
+		args[i].ca_limit = limit;
+		args[i].ca_taken = &taken;
 		if (pthread_create(&tids[i], NULL, conns_worker, &args[i]) != 0)
 			bt_die("pthread_create failed");
 	}
@@ -816,14 +831,16 @@ pingpong_main(int argc, char **argv)
 	socklen_t sslen;
 	char req[MSG_SIZE], rep[MSG_SIZE];
 	uint64_t *samples, sum = 0;
-	size_t n = 0;
+	size_t n = 0, max = MAX_SAMPLES;
 	double secs, deadline;
 	int fd, i;
 
-	if (argc != 5)
-		bt_die("usage: benchtool pingpong ADDR PORT SECONDS");
+	if (argc != 5 && argc != 6)
+		bt_die("usage: benchtool pingpong ADDR PORT SECONDS [COUNT]");
 	bt_resolve(argv[2], argv[3], &ss, &sslen);
 	secs = bt_parse_seconds(argv[4]);
+	if (argc == 6)
+		max = (size_t)bt_parse_count(argv[5], MAX_SAMPLES);
 	samples = malloc(MAX_SAMPLES * sizeof(*samples));
 	if (samples == NULL)
 		bt_die("out of memory");
@@ -831,13 +848,13 @@ pingpong_main(int argc, char **argv)
 	fd = bt_connect(&ss, sslen, 1);
 	if (fd < 0)
 		bt_die("connect %s port %s: %s", argv[2], argv[3], strerror(errno));
-	for (i = 0; i < 200; i++) {	/* warm up */
+	for (i = 0; i < WARMUP_ROUNDTRIPS; i++) {	/* warm up */
 		if (bt_write_all(fd, req, sizeof(req)) != 0 ||
 		    bt_read_all(fd, rep, sizeof(rep)) != 0)
 			bt_die("warm-up round trip failed");
 	}
 	deadline = bt_now() + secs;
-	while (!bt_stop && n < MAX_SAMPLES) {
+	while (!bt_stop && n < max) {
 		uint64_t t0 = bt_now_ns(), t1;
 
 		if (bt_write_all(fd, req, sizeof(req)) != 0)
@@ -854,9 +871,10 @@ pingpong_main(int argc, char **argv)
 	if (n == 0)
 		bt_die("no samples");
 	qsort(samples, n, sizeof(*samples), cmp_u64);
-	printf("samples=%zu p50_us=%.2f p99_us=%.2f mean_us=%.2f max_us=%.2f\n",
-	    n, pct_us(samples, n, 50.0), pct_us(samples, n, 99.0),
-	    (double)sum / (double)n / 1000.0, (double)samples[n - 1] / 1000.0);
+	printf("samples=%zu p50_us=%.2f p99_us=%.2f mean_us=%.2f max_us=%.2f "
+	    "roundtrips=%zu\n", n, pct_us(samples, n, 50.0),
+	    pct_us(samples, n, 99.0), (double)sum / (double)n / 1000.0, (double)samples[n - 1] / 1000.0,
+	    n + WARMUP_ROUNDTRIPS);
 	free(samples);
 	return 0;
 }
@@ -919,8 +937,8 @@ usage(void)
 {
 	fputs("usage: benchtool sink|echo [-b ADDR] [-P]\n"
 	    "       benchtool bulk ADDR PORT SECONDS [STREAMS]\n"
-	    "       benchtool conns ADDR PORT SECONDS WORKERS\n"
-	    "       benchtool pingpong ADDR PORT SECONDS\n"
+	    "       benchtool conns ADDR PORT SECONDS WORKERS [COUNT]\n"
+	    "       benchtool pingpong ADDR PORT SECONDS [COUNT]\n"
 	    "       benchtool idle ADDR PORT COUNT\n", stderr);
 	exit(2);
 }

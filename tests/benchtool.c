@@ -3,14 +3,22 @@
  *
  * Servers (bind 127.0.0.1:0 unless -b ADDR, print the port on stdout, run
  * until SIGTERM/SIGINT or until stdin, when it is a pipe, reaches EOF):
- *   benchtool sink           read and discard; at EOF reply "BYTES\n", close
- *   benchtool echo           echo everything back; close after EOF
+ *   benchtool sink [-P]      read and discard; at EOF reply "BYTES\n", close
+ *   benchtool echo [-P]      echo everything back; close after EOF
+ *   -P: every connection starts with a PROXY protocol header (v1 or v2),
+ *       which is read and discarded first: it is neither counted nor echoed.
+ *       A connection that does not start with one is closed at once.
  *
  * Clients (print one line of key=value results on stdout):
  *   benchtool bulk ADDR PORT SECONDS [STREAMS] STREAMS connections at once
  *            (default 1), each sends for SECONDS; gbps is the aggregate
- *   benchtool conns ADDR PORT SECONDS WORKERS connect/64 B/64 B/close loops
- *   benchtool pingpong ADDR PORT SECONDS      64-byte request/response
+ *   benchtool conns ADDR PORT SECONDS WORKERS [COUNT]
+ *            connect/64 B/64 B/close loops; with COUNT, stop after COUNT
+ *            attempts in all (SECONDS still bounds the run)
+ *   benchtool pingpong ADDR PORT SECONDS [COUNT]
+ *            64-byte request/response on one connection, after 200 warm-up
+ *            round trips; with COUNT, stop after COUNT timed round trips
+ *            (SECONDS still bounds the run); roundtrips= counts both kinds
  *   benchtool idle ADDR PORT COUNT            open COUNT sessions, each does
  *            one 1-byte round trip, print "ready COUNT", hold them until
  *            stdin closes or a signal arrives
@@ -45,6 +53,7 @@
 #define BULK_CHUNK (128 * 1024)
 #define SERVER_BUF (256 * 1024)
 #define MAX_SAMPLES 4000000
+#define WARMUP_ROUNDTRIPS 200
 
 static volatile sig_atomic_t bt_stop;
 
@@ -225,7 +234,80 @@ struct srv_conn {
 	char		*sc_pend;	/* echo bytes not yet written */
 	size_t		 sc_pend_off;
 	size_t		 sc_pend_len;
+	int		 sc_ph;		/* a PROXY header is still to be read */
+	size_t		 sc_ph_len;	/* its bytes read so far */
+	size_t		 sc_ph_total;	/* v2: its whole length, once known */
+	unsigned char	 sc_ph_buf[16];	/* its first bytes */
+	unsigned char	 sc_ph_prev;	/* v1: the byte read before */
 };
+
+/*
+ * PROXY protocol headers, to be read and discarded (-P). v1 is a text line,
+ * "PROXY ..." up to "\r\n", 107 bytes at most; v2 is a 12-byte signature, a
+ * version/command byte (0x2X), a family byte and a 2-byte length of the rest.
+ */
+#define PH_V1_MAX	107
+static const unsigned char ph_v1_sig[6] = { 'P', 'R', 'O', 'X', 'Y', ' ' };
+static const unsigned char ph_v2_sig[12] = {
+	0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a
+};
+
+/*
+ * Take the PROXY header's bytes from the front of buf (n bytes read).
+ * Returns how many of them belonged to the header (the rest is data), or -1
+ * when the stream does not start with a well-formed header.
+ */
+static ssize_t
+ph_consume(struct srv_conn *c, const char *buf, size_t n)
+{
+	const unsigned char *p = (const unsigned char *)buf;
+	size_t used = 0;
+
+	while (c->sc_ph && used < n) {
+		unsigned char b;
+		size_t k;
+
+		if (c->sc_ph_total != 0) {	/* v2: skip the rest whole */
+			size_t take = c->sc_ph_total - c->sc_ph_len;
+
+			if (take > n - used)
+				take = n - used;
+			used += take;
+			c->sc_ph_len += take;
+			if (c->sc_ph_len == c->sc_ph_total)
+				c->sc_ph = 0;
+			continue;
+		}
+		b = p[used++];
+		k = ++c->sc_ph_len;
+		if (k <= sizeof(c->sc_ph_buf))
+			c->sc_ph_buf[k - 1] = b;
+		if (c->sc_ph_buf[0] == ph_v1_sig[0]) {	/* v1 */
+			if (k <= sizeof(ph_v1_sig)) {
+				if (b != ph_v1_sig[k - 1])
+					return -1;
+			} else if (b == '\n' && c->sc_ph_prev == '\r') {
+				c->sc_ph = 0;
+			} else if (k >= PH_V1_MAX) {
+				return -1;
+			}
+			c->sc_ph_prev = b;
+			continue;
+		}
+		if (k <= sizeof(ph_v2_sig)) {			/* v2 */
+			if (b != ph_v2_sig[k - 1])
+				return -1;
+		} else if (k == 13 && (b & 0xf0) != 0x20) {
+			return -1;
+		} else if (k == 16) {
+			c->sc_ph_total = 16 + (((size_t)c->sc_ph_buf[14] << 8) |
+			    c->sc_ph_buf[15]);
+			if (c->sc_ph_total == 16)
+				c->sc_ph = 0;
+		}
+	}
+	return (ssize_t)used;
+}
 
 static struct srv_conn *srv_conns;
 
@@ -284,6 +366,7 @@ srv_readable(int ep, struct srv_conn *c, int echo, char *buf)
 
 	for (rounds = 0; rounds < 16; rounds++) {
 		ssize_t n = read(c->sc_fd, buf, SERVER_BUF);
+		char *data = buf;
 
 		if (n < 0) {
 			if (errno == EINTR)
@@ -293,7 +376,7 @@ srv_readable(int ep, struct srv_conn *c, int echo, char *buf)
 			return;
 		}
 		if (n == 0) {
-			if (!echo) {
+			if (!echo && !c->sc_ph) {
 				char reply[32];
 				int len = snprintf(reply, sizeof(reply),
 				    "%llu\n", c->sc_bytes);
@@ -304,11 +387,23 @@ srv_readable(int ep, struct srv_conn *c, int echo, char *buf)
 			srv_close(ep, c);
 			return;
 		}
+		if (c->sc_ph) {
+			ssize_t h = ph_consume(c, buf, (size_t)n);
+
+			if (h < 0) {	/* no PROXY header: not ours */
+				srv_close(ep, c);
+				return;
+			}
+			data += h;
+			n -= h;
+			if (n == 0)
+				continue;
+		}
 		c->sc_bytes += (unsigned long long)n;
 		if (!echo)
 			continue;
 		{
-			ssize_t w = send(c->sc_fd, buf, (size_t)n, MSG_NOSIGNAL);
+			ssize_t w = send(c->sc_fd, data, (size_t)n, MSG_NOSIGNAL);
 
 			if (w < 0) {
 				if (errno != EAGAIN && errno != EWOULDBLOCK &&
@@ -324,7 +419,7 @@ srv_readable(int ep, struct srv_conn *c, int echo, char *buf)
 				c->sc_pend = malloc(c->sc_pend_len);
 				if (c->sc_pend == NULL)
 					bt_die("out of memory");
-				memcpy(c->sc_pend, buf + w, c->sc_pend_len);
+				memcpy(c->sc_pend, data + w, c->sc_pend_len);
 				if (srv_flush(ep, c) < 0)
 					srv_close(ep, c);
 				return;
@@ -341,13 +436,18 @@ srv_main(int argc, char **argv, int echo)
 	socklen_t sslen;
 	struct epoll_event ev, evs[256];
 	char *buf, portstr[16];
-	int lfd, ep, one = 1, watch_stdin, i, n;
+	int lfd, ep, one = 1, watch_stdin, want_ph = 0, i, n;
 	char stdin_tag;		/* its address marks stdin in epoll data */
 
-	if (argc == 4 && strcmp(argv[2], "-b") == 0)
-		bind_addr = argv[3];
-	else if (argc != 2)
-		bt_die("usage: benchtool %s [-b ADDR]", echo ? "echo" : "sink");
+	for (i = 2; i < argc; i++) {
+		if (strcmp(argv[i], "-b") == 0 && i + 1 < argc)
+			bind_addr = argv[++i];
+		else if (strcmp(argv[i], "-P") == 0)
+			want_ph = 1;
+		else
+			bt_die("usage: benchtool %s [-b ADDR] [-P]",
+			    echo ? "echo" : "sink");
+	}
 
 	bt_resolve(bind_addr, "0", &ss, &sslen);
 	lfd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -412,6 +512,7 @@ srv_main(int argc, char **argv, int echo)
 					if (c == NULL)
 						bt_die("out of memory");
 					c->sc_fd = fd;
+					c->sc_ph = want_ph;
 					c->sc_next = srv_conns;
 					if (srv_conns != NULL)
 						srv_conns->sc_prev = c;
@@ -595,6 +696,8 @@ struct conns_arg {
 	const struct sockaddr_storage *ca_ss;
 	socklen_t	 ca_len;
 	double		 ca_deadline;
+	unsigned long long ca_limit;	/* attempts in all, 0: no limit */
+	unsigned long long *ca_taken;	/* attempts so far, shared */
 	unsigned long long ca_ok;
 	unsigned long long ca_err;
 	char		 ca_first_err[128];
@@ -620,6 +723,9 @@ conns_worker(void *p)
 		int fd, rc;
 
 		if ((iter++ & 15) == 0 && bt_now() >= a->ca_deadline)
+			break;
+		if (a->ca_limit != 0 && __atomic_fetch_add(a->ca_taken, 1,
+		    __ATOMIC_RELAXED) >= a->ca_limit)
 			break;
 		fd = bt_connect(a->ca_ss, a->ca_len, 1);
 		if (fd < 0) {
@@ -652,16 +758,18 @@ conns_main(int argc, char **argv)
 	socklen_t sslen;
 	struct conns_arg *args;
 	pthread_t *tids;
-	unsigned long long ok = 0, err = 0;
+	unsigned long long ok = 0, err = 0, limit = 0, taken = 0;
 	const char *first_err = NULL;
 	double secs, t0, t1;
 	long workers, i;
 
-	if (argc != 6)
-		bt_die("usage: benchtool conns ADDR PORT SECONDS WORKERS");
+	if (argc != 6 && argc != 7)
+		bt_die("usage: benchtool conns ADDR PORT SECONDS WORKERS [COUNT]");
 	bt_resolve(argv[2], argv[3], &ss, &sslen);
 	secs = bt_parse_seconds(argv[4]);
 	workers = bt_parse_count(argv[5], 1024);
+	if (argc == 7)
+		limit = (unsigned long long)bt_parse_count(argv[6], 1000000000);
 	args = calloc((size_t)workers, sizeof(*args));
 	tids = calloc((size_t)workers, sizeof(*tids));
 	if (args == NULL || tids == NULL)
@@ -671,6 +779,8 @@ conns_main(int argc, char **argv)
 		args[i].ca_ss = &ss;
 		args[i].ca_len = sslen;
 		args[i].ca_deadline = t0 + secs;
+		args[i].ca_limit = limit;
+		args[i].ca_taken = &taken;
 		if (pthread_create(&tids[i], NULL, conns_worker, &args[i]) != 0)
 			bt_die("pthread_create failed");
 	}
@@ -721,14 +831,16 @@ pingpong_main(int argc, char **argv)
 	socklen_t sslen;
 	char req[MSG_SIZE], rep[MSG_SIZE];
 	uint64_t *samples, sum = 0;
-	size_t n = 0;
+	size_t n = 0, max = MAX_SAMPLES;
 	double secs, deadline;
 	int fd, i;
 
-	if (argc != 5)
-		bt_die("usage: benchtool pingpong ADDR PORT SECONDS");
+	if (argc != 5 && argc != 6)
+		bt_die("usage: benchtool pingpong ADDR PORT SECONDS [COUNT]");
 	bt_resolve(argv[2], argv[3], &ss, &sslen);
 	secs = bt_parse_seconds(argv[4]);
+	if (argc == 6)
+		max = (size_t)bt_parse_count(argv[5], MAX_SAMPLES);
 	samples = malloc(MAX_SAMPLES * sizeof(*samples));
 	if (samples == NULL)
 		bt_die("out of memory");
@@ -736,13 +848,13 @@ pingpong_main(int argc, char **argv)
 	fd = bt_connect(&ss, sslen, 1);
 	if (fd < 0)
 		bt_die("connect %s port %s: %s", argv[2], argv[3], strerror(errno));
-	for (i = 0; i < 200; i++) {	/* warm up */
+	for (i = 0; i < WARMUP_ROUNDTRIPS; i++) {	/* warm up */
 		if (bt_write_all(fd, req, sizeof(req)) != 0 ||
 		    bt_read_all(fd, rep, sizeof(rep)) != 0)
 			bt_die("warm-up round trip failed");
 	}
 	deadline = bt_now() + secs;
-	while (!bt_stop && n < MAX_SAMPLES) {
+	while (!bt_stop && n < max) {
 		uint64_t t0 = bt_now_ns(), t1;
 
 		if (bt_write_all(fd, req, sizeof(req)) != 0)
@@ -759,9 +871,10 @@ pingpong_main(int argc, char **argv)
 	if (n == 0)
 		bt_die("no samples");
 	qsort(samples, n, sizeof(*samples), cmp_u64);
-	printf("samples=%zu p50_us=%.2f p99_us=%.2f mean_us=%.2f max_us=%.2f\n",
-	    n, pct_us(samples, n, 50.0), pct_us(samples, n, 99.0),
-	    (double)sum / (double)n / 1000.0, (double)samples[n - 1] / 1000.0);
+	printf("samples=%zu p50_us=%.2f p99_us=%.2f mean_us=%.2f max_us=%.2f "
+	    "roundtrips=%zu\n", n, pct_us(samples, n, 50.0),
+	    pct_us(samples, n, 99.0), (double)sum / (double)n / 1000.0, (double)samples[n - 1] / 1000.0,
+	    n + WARMUP_ROUNDTRIPS);
 	free(samples);
 	return 0;
 }
@@ -822,10 +935,10 @@ idle_main(int argc, char **argv)
 static void
 usage(void)
 {
-	fputs("usage: benchtool sink|echo [-b ADDR]\n"
+	fputs("usage: benchtool sink|echo [-b ADDR] [-P]\n"
 	    "       benchtool bulk ADDR PORT SECONDS [STREAMS]\n"
-	    "       benchtool conns ADDR PORT SECONDS WORKERS\n"
-	    "       benchtool pingpong ADDR PORT SECONDS\n"
+	    "       benchtool conns ADDR PORT SECONDS WORKERS [COUNT]\n"
+	    "       benchtool pingpong ADDR PORT SECONDS [COUNT]\n"
 	    "       benchtool idle ADDR PORT COUNT\n", stderr);
 	exit(2);
 }

@@ -534,14 +534,19 @@ flow_pump(struct flow *f)
 		s->s_last = session_now();
 	if (f->f_eof && f->f_len == 0 && f->f_pipe.sp_len == 0 &&
 	    !f->f_shut) {
+		/*
+		 * The last FIN: both directions are done, and closing f_to
+		 * sends its FIN (its own side is at EOF already, so nothing
+		 * unread can turn the close into a reset).
+		 */
+		if (f == &s->s_c2u ? s->s_u2c.f_shut : s->s_c2u.f_shut) {
+			session_close(s, METRICS_END_DONE, "done");
+			return -1;
+		}
 		/* Half-close: pass the FIN on, keep the other way going. */
 		if (shutdown(f->f_to, SHUT_WR) == -1 && errno != ENOTCONN)
 			return flow_error(f, f->f_to, "shutdown", errno);
 		f->f_shut = 1;
-		if (s->s_c2u.f_shut && s->s_u2c.f_shut) {
-			session_close(s, METRICS_END_DONE, "done");
-			return -1;
-		}
 	}
 	flow_arm(f);
 	return 0;

@@ -80,9 +80,11 @@ worker_new(size_t index, struct admit *a, const struct worker_settings *ws,
 	 * Only this worker's thread touches its loop: no locks needed.  The
 	 * changelist folds the changes of one loop turn into one epoll_ctl per
 	 * descriptor (a connect's write event giving way to the flows' reads
-	 * costs one call, not two).  Its caveat, descriptors dup()ed into the
-	 * same epoll set, cannot arise: a shared listening socket is dup()ed
-	 * once per worker, each into its own loop.
+	 * costs one call, not two); the removal queued as a session closes
+	 * its sockets then fails harmlessly (EBADF), as the kernel has dropped
+	 * them already.  Its caveat, descriptors dup()ed into the same epoll
+	 * set, cannot arise: a shared listening socket is dup()ed once per
+	 * worker, each into its own loop.
 	 */
 	event_config_set_flag(cfg, EVENT_BASE_FLAG_NOLOCK |
 	    EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);

@@ -77,17 +77,12 @@ worker_new(size_t index, struct admit *a, const struct worker_settings *ws,
 	if ((cfg = event_config_new()) == NULL)
 		fatalx("event_config_new failed");
 	/*
-	 * Only this worker's thread touches its loop: no locks needed.  The
-	 * changelist folds the changes of one loop turn into one epoll_ctl per
-	 * descriptor (a connect's write event giving way to the flows' reads
-	 * costs one call, not two); the removal queued as a session closes
-	 * its sockets then fails harmlessly (EBADF), as the kernel has dropped
-	 * them already.  Its caveat, descriptors dup()ed into the same epoll
-	 * set, cannot arise: a shared listening socket is dup()ed once per
-	 * worker, each into its own loop.
+	 * Only this worker's thread touches its loop: no locks needed.  No
+	 * epoll changelist: it would save one epoll_ctl per session, but the
+	 * removal it defers past a session's close() then lands on whatever
+	 * descriptor another worker has opened under that number meanwhile.
 	 */
-	event_config_set_flag(cfg, EVENT_BASE_FLAG_NOLOCK |
-	    EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+	event_config_set_flag(cfg, EVENT_BASE_FLAG_NOLOCK);
 	if ((w->w_base = event_base_new_with_config(cfg)) == NULL)
 		fatalx("cannot create the event loop");
 	event_config_free(cfg);

@@ -1097,7 +1097,8 @@ conf_print(const struct conf *conf, FILE *fp)
 {
 	const struct listen_conf *lc;
 	char			 bind[ADDR_STRLEN], src[ADDR_STRLEN];
-	char			 ups[4096];
+	char			 up[ADDR_HOSTMAX + 8];
+	size_t			 i;
 
 	TAILQ_FOREACH(lc, &conf->c_listens, lc_entry) {
 		addr_format((const struct sockaddr *)&lc->lc_bind, bind,
@@ -1106,12 +1107,14 @@ conf_print(const struct conf *conf, FILE *fp)
 		if (lc->lc_has_source)
 			inet_ntop(AF_INET, &lc->lc_source.sin_addr, src,
 			    sizeof(src));
-		fprintf(fp, "listen %s: bind %s v6only %s, upstream %s, "
-		    "balance %s, %s%s%sconnect-timeout %d, idle-timeout %d, "
-		    "max-connections %d, proxy-protocol %s%s%s",
-		    lc->lc_name, bind,
-		    lc->lc_v6only ? "yes" : "no",
-		    conf_upstreams_str(lc, ups, sizeof(ups)),
+		/* Every upstream, however many: no buffer to cut them. */
+		fprintf(fp, "listen %s: bind %s v6only %s, upstream ",
+		    lc->lc_name, bind, lc->lc_v6only ? "yes" : "no");
+		for (i = 0; i < lc->lc_nupstreams; i++)
+			fprintf(fp, "%s%s", i ? "," : "", addr_format_upstream(
+			    &lc->lc_upstreams[i], up, sizeof(up)));
+		fprintf(fp, ", balance %s, %s%s%sconnect-timeout %d, "
+		    "idle-timeout %d, max-connections %d, proxy-protocol %s%s%s",
 		    lc->lc_balance == BALANCE_ROUNDROBIN ? "roundrobin" : "first",
 		    lc->lc_has_source ? "source " : "", src,
 		    lc->lc_has_source ? ", " : "",

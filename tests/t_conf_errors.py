@@ -704,7 +704,8 @@ def case_long_lists():
                       + ",\n        ".join(ups) + "\n    }\n}\n")
     st, out, err = run_relay(["-t", "-c", path], timeout=bound(10))
     expect_eq(st, 0, "exit status of relay64 -t -c long.conf (stderr %r)" % err[-300:])
-    expect_match(r"^listen long: .*upstream 10\.0\.0\.0:80,", out, "-t line of listener long")
+    expect_match(r"^listen long: .*upstream 10\.0\.0\.0:80,10\.0\.0\.1:80,.*,10\.0\.117\.47:80, balance first,",
+                 out, "-t line of listener long, with every upstream")
     nets = ['"2001:db8:%x::/48", "10.%d.%d.0/24"' % (i, i >> 8, i & 255) for i in range(15000)]
     path = write_file("long-acl.conf", "listen long {\n    bind = \"[::1]:0\"\n    upstream = \"127.0.0.1:80\"\n"
                       "    allow = {\n        " + ",\n        ".join(nets) + "\n    }\n"

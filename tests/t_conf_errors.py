@@ -373,6 +373,42 @@ user = 'relay64\\""", 'user =', [re.escape("the quoted value at column 8 is neve
 listen a {
     bind = "[::1]:0"
     upstream = "127.0.0.1:80""", 'upstream =', [re.escape("the quoted value at column 16 is never closed")]),
+    ("a listener's key set from the top level through a path", """\
+listen a {
+    bind = "[::1]:0"
+    upstream = "127.0.0.1:80"
+}
+listen|connect-timeout = 0
+""", "listen|connect-timeout", [re.escape("no such option here: connect-timeout is set inside its own section")]),
+    ("a listener's bind set from the top level through a quoted path", """\
+listen a {
+    bind = "[::1]:0"
+    upstream = "127.0.0.1:80"
+}
+"listen=a|bind" = "[::1]:80"
+""", "listen=a|bind", [re.escape("no such option here: bind is set inside its own section")]),
+    ("a listener's v6only set from the top level through a path", """\
+listen a {
+    bind = "[::1]:0"
+    upstream = "127.0.0.1:80"
+}
+listen|v6only = false
+""", "listen|v6only", [re.escape("no such option here: v6only")]),
+    ("an empty key at the top level", """\
+listen a {
+    bind = "[::1]:0"
+    upstream = "127.0.0.1:80"
+}
+
+"" = 5
+""", '"" = 5', [re.escape("cannot parse this (an empty key?)")]),
+    ("an empty key in a section", """\
+listen a {
+    bind = "[::1]:0"
+    upstream = "127.0.0.1:80"
+    '' = 5
+}
+""", "'' = 5", [re.escape("cannot parse this (an empty key?)")]),
     ("keepalive -1", """\
 listen a {
     bind = "[::1]:0"

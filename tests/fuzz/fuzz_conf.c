@@ -139,8 +139,8 @@ fuzz_check_conf(const struct conf *conf)
 }
 
 /*
- * "FILE:LINE: message" or "FILE: message", one line, no control byte;
- * LINE is a line of the file.
+ * "FILE:LINE: message", one line, no control byte, LINE a line of the
+ * file; or "FILE: message" for what is about the whole file.
  */
 static void
 fuzz_check_error(const char *err, size_t errlen, const uint8_t *data,
@@ -159,11 +159,14 @@ fuzz_check_error(const char *err, size_t errlen, const uint8_t *data,
 		    (unsigned char)err[i] != 0x7f,
 		    "control character 0x%02x at %zu in the error: \"%s\"",
 		    (unsigned char)err[i], i, err);
-	if (err[n + 1] < '0' || err[n + 1] > '9')
+	/* Without a line only what is about the whole file. */
+	if (err[n + 1] < '0' || err[n + 1] > '9') {
+		FUZZ_CHECK(strcmp(err + n, ": no listen section: nothing to do")
+		    == 0, "an error without a line: \"%s\"", err);
 		return;
+	}
 	line = strtoul(err + n + 1, &end, 10);
-	if (*end != ':')
-		return;
+	FUZZ_CHECK(*end == ':', "\"%s\"", err);
 	for (i = 0; i < size; i++)
 		lines += data[i] == '\n';
 	FUZZ_CHECK(line >= 1 && line <= lines, "line %lu of a file of %lu: "

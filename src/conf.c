@@ -161,6 +161,33 @@ conf_opt_path(cfg_t *cfg, cfg_opt_t *opt, char *buf, size_t len)
 	return buf;
 }
 
+/*
+ * Is opt a key of the section cfg itself?  libconfuse takes a key with
+ * '|' or '=' in it ("listen|bind", "listen=web|connect-timeout") as a
+ * path into a section: written at the top level, it would set a key of a
+ * listener from outside, past the checks of that section.  Every
+ * validator starts here; each key is set in its own section only.
+ */
+static int
+conf_v_owner(cfg_t *cfg, cfg_opt_t *opt)
+{
+	unsigned int	i;
+
+	for (i = 0; cfg->opts[i].type != CFGT_NONE; i++)
+		if (&cfg->opts[i] == opt)
+			return 0;
+	cfg_error(cfg, "no such option here: %s is set inside its own "
+	    "section, not through a path with '|'", cfg_opt_name(opt));
+	return -1;
+}
+
+/* Booleans: nothing to check but where they are set. */
+static int
+conf_v_bool(cfg_t *cfg, cfg_opt_t *opt)
+{
+	return conf_v_owner(cfg, opt);
+}
+
 static int
 conf_v_range(cfg_t *cfg, cfg_opt_t *opt)
 {
@@ -169,6 +196,8 @@ conf_v_range(cfg_t *cfg, cfg_opt_t *opt)
 	long			 v = cfg_opt_getnint(opt, cfg_opt_size(opt) - 1);
 	size_t			 i;
 
+	if (conf_v_owner(cfg, opt) == -1)
+		return -1;
 	conf_opt_path(cfg, opt, path, sizeof(path));
 	for (i = 0; i < CONF_NITEMS(conf_ranges) && r == NULL; i++)
 		if (strcmp(conf_ranges[i].path, path) == 0)
@@ -210,6 +239,8 @@ conf_v_word(cfg_t *cfg, cfg_opt_t *opt)
 	char			 path[64], esc[CONF_ERRLEN];
 	size_t			 i;
 
+	if (conf_v_owner(cfg, opt) == -1)
+		return -1;
 	conf_opt_path(cfg, opt, path, sizeof(path));
 	for (i = 0; i < CONF_NITEMS(conf_words) && w == NULL; i++)
 		if (strcmp(conf_words[i].path, path) == 0)
@@ -270,6 +301,8 @@ conf_v_tlvs(cfg_t *cfg, cfg_opt_t *opt)
 	const char	*v;
 	char		 esc[CONF_ERRLEN];
 
+	if (conf_v_owner(cfg, opt) == -1)
+		return -1;
 	if (cfg_opt_size(opt) == 0)
 		return 0;
 	v = conf_list_last(opt);
@@ -289,6 +322,8 @@ conf_v_bind(cfg_t *cfg, cfg_opt_t *opt)
 	const char		*v = cfg_opt_getnstr(opt, 0), *err;
 	char			 esc[CONF_ERRLEN];
 
+	if (conf_v_owner(cfg, opt) == -1)
+		return -1;
 	if (v == NULL)
 		v = "";
 	if ((err = addr_parse_listen(v, &sin6)) != NULL) {
@@ -312,6 +347,8 @@ conf_v_upstream(cfg_t *cfg, cfg_opt_t *opt)
 	const char		*v, *err;
 	char			 esc[CONF_ERRLEN];
 
+	if (conf_v_owner(cfg, opt) == -1)
+		return -1;
 	if (cfg_opt_size(opt) == 0)
 		return 0;
 	v = conf_list_last(opt);
@@ -330,6 +367,8 @@ conf_v_source(cfg_t *cfg, cfg_opt_t *opt)
 	const char		*v = cfg_opt_getnstr(opt, 0), *err;
 	char			 esc[CONF_ERRLEN];
 
+	if (conf_v_owner(cfg, opt) == -1)
+		return -1;
 	if (v == NULL)
 		v = "";
 	if ((err = addr_parse_ipv4(v, &sin)) != NULL) {
@@ -371,6 +410,8 @@ conf_v_cidrs(cfg_t *cfg, cfg_opt_t *opt)
 	char			 buf[ADDR_CIDRLEN];
 	int			 mapped;
 
+	if (conf_v_owner(cfg, opt) == -1)
+		return -1;
 	if (cfg_opt_size(opt) == 0)
 		return 0;
 	v = conf_list_last(opt);
@@ -397,6 +438,8 @@ conf_v_user(cfg_t *cfg, cfg_opt_t *opt)
 {
 	const char	*v = cfg_opt_getnstr(opt, 0);
 
+	if (conf_v_owner(cfg, opt) == -1)
+		return -1;
 	if (v == NULL || *v == '\0') {
 		cfg_error(cfg, "user: empty name");
 		return -1;
@@ -842,6 +885,8 @@ static const struct {
 	{ "listen|proxy-protocol-tlvs",	conf_v_tlvs },
 	{ "listen|allow",		conf_v_cidrs },
 	{ "listen|deny",		conf_v_cidrs },
+	{ "splice",			conf_v_bool },
+	{ "listen|v6only",		conf_v_bool },
 };
 
 static void
@@ -872,6 +917,24 @@ conf_text(const char *file, size_t *lenp, char *err, size_t errlen)
 		return NULL;
 	}
 	return text;
+}
+
+/*
+ * Where a parse that failed without a word (libconfuse refuses an empty
+ * key, "" = 1, silently) stopped: the line of the top level, or of the
+ * section it was reading, the last one begun.
+ */
+static int
+conf_parse_line(cfg_t *cfg)
+{
+	unsigned int	n = cfg_size(cfg, "listen");
+	cfg_t		*sec;
+	int		 line = cfg->line;
+
+	if (n > 0 && (sec = cfg_getnsec(cfg, "listen", n - 1)) != NULL &&
+	    sec->line > line)
+		line = sec->line;
+	return line;
 }
 
 /* Step 2: parse the text (every value is checked as it is read). */
@@ -929,7 +992,8 @@ conf_parse(const char *file, char *text, size_t len, char *err,
 	conf_err = NULL;
 	if (rc != CFG_SUCCESS) {
 		if (err[0] == '\0')
-			snprintf(err, errlen, "%s: cannot parse", file);
+			snprintf(err, errlen, "%s:%d: cannot parse this (an empty "
+			    "key?)", file, conf_parse_line(cfg));
 		cfg_free(cfg);
 		return NULL;
 	}
@@ -1185,7 +1249,8 @@ conf_print(const struct conf *conf, FILE *fp)
 {
 	const struct listen_conf *lc;
 	char			 bind[ADDR_STRLEN], src[ADDR_STRLEN];
-	char			 ups[4096];
+	char			 up[ADDR_HOSTMAX + 8];
+	size_t			 i;
 
 	if (conf->c_statslen > 0)
 		fprintf(fp, "stats %s: /metrics\n", addr_format((const struct
@@ -1197,12 +1262,14 @@ conf_print(const struct conf *conf, FILE *fp)
 		if (lc->lc_has_source)
 			inet_ntop(AF_INET, &lc->lc_source.sin_addr, src,
 			    sizeof(src));
-		fprintf(fp, "listen %s: bind %s v6only %s, upstream %s, "
-		    "balance %s, %s%s%sconnect-timeout %d, idle-timeout %d, "
-		    "max-connections %d, proxy-protocol %s%s%s",
-		    lc->lc_name, bind,
-		    lc->lc_v6only ? "yes" : "no",
-		    conf_upstreams_str(lc, ups, sizeof(ups)),
+		/* Every upstream, however many: no buffer to cut them. */
+		fprintf(fp, "listen %s: bind %s v6only %s, upstream ",
+		    lc->lc_name, bind, lc->lc_v6only ? "yes" : "no");
+		for (i = 0; i < lc->lc_nupstreams; i++)
+			fprintf(fp, "%s%s", i ? "," : "", addr_format_upstream(
+			    &lc->lc_upstreams[i], up, sizeof(up)));
+		fprintf(fp, ", balance %s, %s%s%sconnect-timeout %d, "
+		    "idle-timeout %d, max-connections %d, proxy-protocol %s%s%s",
 		    lc->lc_balance == BALANCE_ROUNDROBIN ? "roundrobin" : "first",
 		    lc->lc_has_source ? "source " : "", src,
 		    lc->lc_has_source ? ", " : "",

@@ -138,11 +138,17 @@ fuzz_check_conf(const struct conf *conf)
 	}
 }
 
-/* "FILE:LINE: message" or "FILE: message", one line, no control byte. */
+/*
+ * "FILE:LINE: message", one line, no control byte, LINE a line of the
+ * file; or "FILE: message" for what is about the whole file.
+ */
 static void
-fuzz_check_error(const char *err, size_t errlen)
+fuzz_check_error(const char *err, size_t errlen, const uint8_t *data,
+    size_t size)
 {
-	size_t	n = strlen(fuzz_path), i;
+	size_t		 n = strlen(fuzz_path), i;
+	unsigned long	 line, lines = 1;
+	char		*end;
 
 	FUZZ_CHECK(err[0] != '\0', "no configuration and no error");
 	FUZZ_CHECK(strlen(err) < errlen, "error overflows");
@@ -153,6 +159,18 @@ fuzz_check_error(const char *err, size_t errlen)
 		    (unsigned char)err[i] != 0x7f,
 		    "control character 0x%02x at %zu in the error: \"%s\"",
 		    (unsigned char)err[i], i, err);
+	/* Without a line only what is about the whole file. */
+	if (err[n + 1] < '0' || err[n + 1] > '9') {
+		FUZZ_CHECK(strcmp(err + n, ": no listen section: nothing to do")
+		    == 0, "an error without a line: \"%s\"", err);
+		return;
+	}
+	line = strtoul(err + n + 1, &end, 10);
+	FUZZ_CHECK(*end == ':', "\"%s\"", err);
+	for (i = 0; i < size; i++)
+		lines += data[i] == '\n';
+	FUZZ_CHECK(line >= 1 && line <= lines, "line %lu of a file of %lu: "
+	    "\"%s\"", line, lines, err);
 }
 
 int
@@ -178,7 +196,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	FUZZ_CHECK(out == 0, "%lld bytes written to standard output",
 	    (long long)out);
 	if (conf == NULL) {
-		fuzz_check_error(err, sizeof(err));
+		fuzz_check_error(err, sizeof(err), data, size);
 		return 0;
 	}
 	fuzz_check_conf(conf);

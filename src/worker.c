@@ -39,6 +39,7 @@ static void	worker_rearm(void *);
 static void	worker_session_ended(struct session_home *, struct session *,
 		    int);
 static void	worker_stop(struct worker *);
+static void	worker_close_listeners(struct worker *);
 static void	worker_halt(struct worker *);
 
 static int
@@ -145,9 +146,7 @@ worker_accepted(void *arg, struct listener *l, int fd,
 		/* --once: this is the one connection; accept no other. */
 		w->w_stopping = 1;
 		admit_gate_close(&w->w_gate);
-		TAILQ_FOREACH(l, &w->w_listeners, l_entry)
-			listener_close(l);
-		l = TAILQ_FIRST(&w->w_listeners);
+		worker_close_listeners(w);
 	}
 	session_start(&w->w_home, l, l->l_conf, l->l_metrics,
 	    listener_first_upstream(l), fd, peer, source_held);

@@ -62,5 +62,20 @@ def case_once_no_upstream():
     expect_match(r"no upstream reachable", r.log_text(), "-1, refused upstream: the log says why")
 
 
+def case_once_second_listener():
+    "-1 with two listeners: the one connection, to the second, is that listener's session and reaches its upstream"
+    dead = RefusedPort()
+    be = Backend(sink_source(5000))
+    r = Relay(config='listen a {\n    bind = "[::1]:0"\n    upstream = "%s"\n}\n'
+                     'listen b {\n    bind = "[::1]:0"\n    upstream = "%s"\n}\n' % (dead.addr, be.addr),
+              extra=["-1"])
+    client, cport = exchange(r.port("b"), 3000, rx_limit=5000)
+    verify_exchange("-1, the session of listener b", client, be.wait_conns(1).wait(), 3000, 5000)
+    st = r.wait_exit(bound(10), "-1: the relay exits after its one client")
+    r.check_exit(st, 0, "-1: exit status")
+    s = r.session_for(cport)
+    expect_eq(s.listener, "b", "the listener in the session line (%s)" % s.line)
+
+
 if __name__ == "__main__":
-    main([case_once_short, case_once_long, case_once_no_upstream])
+    main([case_once_short, case_once_long, case_once_no_upstream, case_once_second_listener])

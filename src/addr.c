@@ -258,6 +258,21 @@ addr_format(const struct sockaddr *sa, char *buf, size_t len)
 	return buf;
 }
 
+/*
+ * Format a listening address as a bind is written: "[IPV6]:PORT", an
+ * IPv4-mapped one too ("[::ffff:a.b.c.d]:PORT"), so that what relay64
+ * prints can be pasted back into a bind.  Returns buf.
+ */
+const char *
+addr_format_bind(const struct sockaddr_in6 *sin6, char *buf, size_t len)
+{
+	char	a[INET6_ADDRSTRLEN];
+
+	inet_ntop(AF_INET6, &sin6->sin6_addr, a, sizeof(a));
+	snprintf(buf, len, "[%s]:%u", a, ntohs(sin6->sin6_port));
+	return buf;
+}
+
 /* Format an upstream as written: "HOST:PORT" or "A.B.C.D:PORT". */
 const char *
 addr_format_upstream(const struct addr_upstream *au, char *buf, size_t len)

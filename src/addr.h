@@ -59,6 +59,7 @@ const char	*addr_parse_cidr(const char *, struct addr_cidr *);
 int		 addr_unmap(const struct sockaddr_in6 *, struct sockaddr_in *);
 const char	*addr_format(const struct sockaddr *, char *, size_t);
 const char	*addr_format_upstream(const struct addr_upstream *, char *, size_t);
+const char	*addr_format_bind(const struct sockaddr_in6 *, char *, size_t);
 int		 addr_equal6(const struct sockaddr_in6 *, const struct sockaddr_in6 *);
 int		 addr_binds_overlap(const struct sockaddr_in6 *, int a_v6only,
 		    const struct sockaddr_in6 *, int b_v6only);

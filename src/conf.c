@@ -852,8 +852,7 @@ conf_check_listens(struct conf *conf, char *err, size_t errlen)
 			if (!addr_binds_overlap(&a->lc_bind, a->lc_v6only,
 			    &b->lc_bind, b->lc_v6only))
 				continue;
-			addr_format((struct sockaddr *)&b->lc_bind, buf,
-			    sizeof(buf));
+			addr_format_bind(&b->lc_bind, buf, sizeof(buf));
 			if (addr_equal6(&a->lc_bind, &b->lc_bind))
 				snprintf(err, errlen, "%s:%d: listen %s: bind "
 				    "%s is already used by listen %s (line %d)",
@@ -863,8 +862,8 @@ conf_check_listens(struct conf *conf, char *err, size_t errlen)
 				snprintf(err, errlen, "%s:%d: listen %s: bind "
 				    "%s overlaps %s of listen %s (line %d): %s",
 				    conf->c_file, b->lc_line, b->lc_name, buf,
-				    addr_format((struct sockaddr *)&a->lc_bind,
-				    abuf, sizeof(abuf)), a->lc_name,
+				    addr_format_bind(&a->lc_bind, abuf,
+				    sizeof(abuf)), a->lc_name,
 				    a->lc_line, conf_overlap_why(a, b));
 			return -1;
 		}
@@ -1256,8 +1255,7 @@ conf_print(const struct conf *conf, FILE *fp)
 		fprintf(fp, "stats %s: /metrics\n", addr_format((const struct
 		    sockaddr *)&conf->c_stats, bind, sizeof(bind)));
 	TAILQ_FOREACH(lc, &conf->c_listens, lc_entry) {
-		addr_format((const struct sockaddr *)&lc->lc_bind, bind,
-		    sizeof(bind));
+		addr_format_bind(&lc->lc_bind, bind, sizeof(bind));
 		src[0] = '\0';
 		if (lc->lc_has_source)
 			inet_ntop(AF_INET, &lc->lc_source.sin_addr, src,

@@ -278,7 +278,7 @@ listener_group_sessions(struct listener_group *g)
 const char *
 listener_group_addr(struct listener_group *g, char *buf, size_t len)
 {
-	return addr_format((struct sockaddr *)&g->g_addr, buf, len);
+	return addr_format_bind(&g->g_addr, buf, len);
 }
 
 static void
@@ -386,16 +386,19 @@ listener_accept(evutil_socket_t fd, short what, void *arg)
 {
 	struct listener		*l = arg;
 	struct admit_count	*count = &l->l_group->g_count;
-	struct sockaddr_in6	 peer;
+	struct listener_client	 c;
 	enum admit_verdict	 verdict;
 	socklen_t		 len;
 	int			 i, s, err, rule, held;
 
 	(void)what;
+	/* A specific address is the local one of every client: no getsockname. */
+	c.lcl_local = IN6_IS_ADDR_UNSPECIFIED(&l->l_group->g_addr.sin6_addr) ?
+	    NULL : &l->l_group->g_addr;
 	for (i = 0; i < LISTENER_BURST && l->l_fd != -1 &&
 	    admit_take(l->l_gate, count); i++) {
-		len = sizeof(peer);
-		s = accept4(fd, (struct sockaddr *)&peer, &len,
+		len = sizeof(c.lcl_peer);
+		s = accept4(fd, (struct sockaddr *)&c.lcl_peer, &len,
 		    SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (s == -1) {
 			err = errno;
@@ -422,16 +425,18 @@ listener_accept(evutil_socket_t fd, short what, void *arg)
 				goto out;
 			}
 		}
-		verdict = admit_client(l->l_conf, l->l_group->g_sources, &peer,
-		    &rule, &held);
+		verdict = admit_client(l->l_conf, l->l_group->g_sources,
+		    &c.lcl_peer, &rule, &held);
 		if (verdict != ADMIT_OK) {
-			listener_refuse(l, s, &peer, verdict, rule);
+			listener_refuse(l, s, &c.lcl_peer, verdict, rule);
 			admit_give(l->l_gate, count);
 			continue;
 		}
 		l->l_nsessions++;
+		c.lcl_fd = s;
+		c.lcl_source_held = held;
 		/* The callback may close l (--once): look at l_fd again. */
-		l->l_accepted(l->l_arg, l, s, &peer, held);
+		l->l_accepted(l->l_arg, l, &c);
 	}
  out:
 	listener_rearm(l);

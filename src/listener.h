@@ -28,13 +28,23 @@ struct event_base;
 struct listen_conf;
 struct listener;
 
+/* An accepted client, as the listener hands it on. */
+struct listener_client {
+	int			 lcl_fd;
+	struct sockaddr_in6	 lcl_peer;
+	/* The address it connected to; NULL for a wildcard bind. */
+	const struct sockaddr_in6 *lcl_local;
+	int			 lcl_source_held;	/* admit's per-source slot */
+};
+
 /*
  * Where an accepted client goes: the worker's callback, handed to
  * listener_start().  The client holds a slot of the admission counts
- * from here on; listener_session_ended() gives it back.
+ * from here on; listener_session_ended() gives it back.  lcl_local lives
+ * as long as the listener.
  */
-typedef void	listener_accepted_fn(void *arg, struct listener *, int fd,
-		    const struct sockaddr_in6 *, int source_held);
+typedef void	listener_accepted_fn(void *arg, struct listener *,
+		    const struct listener_client *);
 
 struct listener {
 	TAILQ_ENTRY(listener)	 l_entry;

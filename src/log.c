@@ -94,6 +94,13 @@ log_getlevel(void)
 	return atomic_load_explicit(&log_level, memory_order_relaxed);
 }
 
+/* Worth formatting a message at pri? */
+int
+log_enabled(int pri)
+{
+	return pri <= log_getlevel();
+}
+
 /* Worth formatting a debug message? */
 int
 log_debugging(void)

@@ -18,6 +18,7 @@ void	log_stderr_too(int on);
 void	log_setlevel(int level);
 int	log_getlevel(void);
 int	log_debugging(void);
+int	log_enabled(int pri);
 int	log_level_parse(const char *name);	/* -1 when unknown */
 const char *log_level_name(int level);
 const char *log_errstr(int err);	/* strerror(), thread-safe */

@@ -3,7 +3,8 @@
  *
  *   session_start()      an accepted client: the upstream attempt begins
  *   session_connected()  upstream.c's completion: relay, or close
- *   session_relay()      both flows run (the PROXY header first)
+ *   session_relay()      both flows run: first what the client sent while
+ *                        the upstream connected (the PROXY header before it)
  *   flow_pump()          moves bytes one way: flow_copy(), or splice.c
  *   session_close()      the one way out: every path ends here
  *
@@ -33,6 +34,7 @@
 #include "addr.h"
 #include "admit.h"
 #include "conf.h"
+#include "listener.h"
 #include "log.h"
 #include "proxyhdr.h"
 #include "session.h"
@@ -50,6 +52,7 @@ static void	session_tick(evutil_socket_t, short, void *);
 static void	flow_event(evutil_socket_t, short, void *);
 static void	flow_arm(struct flow *);
 static int	flow_write(struct flow *, const char *, size_t);
+static void	flow_count(struct flow *);
 static int	flow_pump(struct flow *);
 static int	flow_error(struct flow *, int, const char *, int);
 
@@ -97,33 +100,29 @@ session_now(void)
 void
 session_start(struct session_home *h, struct listener *l,
     struct listen_conf *lc, struct metrics_slot *ms, size_t first_upstream,
-    int fd, const struct sockaddr_in6 *peer, int source_held)
+    const struct listener_client *c)
 {
 	struct session	*s;
+	const struct sockaddr_in6 *peer = &c->lcl_peer;
 
 	if ((s = calloc(1, sizeof(*s))) == NULL) {
-		struct session	gone;
-
 		log_warn("listen %s: session", lc->lc_name);
-		close(fd);
-		memset(&gone, 0, sizeof(gone));
-		gone.s_listener = l;
-		gone.s_client = *peer;
-		gone.s_source_held = (uint8_t)source_held;
-		h->sh_ended(h, &gone, 0);
+		close(c->lcl_fd);
+		h->sh_ended(h, l, peer, c->lcl_source_held, 0);
 		return;
 	}
 	s->s_home = h;
 	s->s_listener = l;
 	s->s_metrics = ms;
-	s->s_source_held = (uint8_t)source_held;
+	s->s_source_held = (uint8_t)c->lcl_source_held;
 	metrics_add(&ms->ms_sessions, 1);
 	s->s_conf = conf_listen_ref(lc);
 	s->s_id = session_id_next();
 	s->s_state = SESSION_CONNECTING;
-	s->s_cfd = fd;
+	s->s_cfd = c->lcl_fd;
 	s->s_ufd = -1;
 	s->s_client = *peer;
+	s->s_local = c->lcl_local;
 	clock_gettime(CLOCK_MONOTONIC, &s->s_start);
 	LIST_INSERT_HEAD(&h->sh_sessions, s, s_entry);
 	/* TCP_NODELAY: inherited from the listening socket (listener.c). */
@@ -174,25 +173,31 @@ flow_init(struct flow *f, struct session *s, int from, int to)
 }
 
 /*
- * Write the PROXY header to the upstream, together with any client bytes
- * already waiting, in one write.  Returns 0, or -1 when the session ended.
+ * The PROXY header for this session into buf: its length, or 0 when the
+ * session has ended (*rc is then -1).
  */
-static int
-session_proxyhdr(struct session *s)
+static size_t
+session_proxyhdr(struct session *s, char *buf, int *rc)
 {
 	struct listen_conf	*lc = s->s_conf;
-	struct flow		*f = &s->s_c2u;
-	char			*buf = s->s_home->sh_scratch;
 	char			 id[17];
 	struct proxyhdr_tlvs	 tlvs;
 	struct sockaddr_in6	 local;
 	socklen_t		 len = sizeof(local);
 	size_t			 n;
-	ssize_t			 r;
 
-	/* The address the client connected to, not the upstream's. */
-	if (getsockname(s->s_cfd, (struct sockaddr *)&local, &len) == -1)
-		return flow_error(f, s->s_cfd, "getsockname", errno);
+	*rc = -1;
+	/*
+	 * The address the client connected to, not the upstream's: the
+	 * listener's own, unless it is bound to a wildcard address.
+	 */
+	if (s->s_local != NULL)
+		local = *s->s_local;
+	else if (getsockname(s->s_cfd, (struct sockaddr *)&local,
+	    &len) == -1) {
+		flow_error(&s->s_c2u, s->s_cfd, "getsockname", errno);
+		return 0;
+	}
 	if (lc->lc_proxy == PROXYHDR_V1)
 		n = proxyhdr_v1((struct sockaddr *)&s->s_client,
 		    (struct sockaddr *)&local, buf, PROXYHDR_MAX);
@@ -208,9 +213,31 @@ session_proxyhdr(struct session *s)
 	if (n == 0) {
 		session_close(s, METRICS_END_ERROR,
 		    "cannot encode the PROXY header");
-		return -1;
+		return 0;
 	}
 	s->s_hdrlen = (uint16_t)n;
+	return n;
+}
+
+/*
+ * The first bytes up: what the client sent while the upstream connected,
+ * behind the PROXY header when there is one, in one write.  Most clients
+ * speak first, so this read saves the loop a turn; what it did not take,
+ * or what comes later, the read event reports.  Returns 0, or -1 when the
+ * session ended.
+ */
+static int
+session_first(struct session *s)
+{
+	struct flow	*f = &s->s_c2u;
+	char		*buf = s->s_home->sh_scratch;
+	size_t		 n = 0;
+	ssize_t		 r;
+	int		 rc;
+
+	if (s->s_conf->lc_proxy != PROXYHDR_OFF &&
+	    (n = session_proxyhdr(s, buf, &rc)) == 0)
+		return rc;
 	r = recv(s->s_cfd, buf + n, SESSION_SCRATCH - n, 0);
 	if (r > 0)
 		n += (size_t)r;
@@ -218,7 +245,13 @@ session_proxyhdr(struct session *s)
 		f->f_eof = 1;
 	else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
 		return flow_error(f, s->s_cfd, "read", errno);
-	return flow_write(f, buf, n);
+	if (n > 0 && flow_write(f, buf, n) == -1)
+		return -1;
+	if (f->f_eof)
+		return flow_pump(f);	/* passes the FIN on, arms */
+	flow_count(f);
+	flow_arm(f);
+	return 0;
 }
 
 /*
@@ -299,12 +332,7 @@ session_relay(struct session *s)
 		session_tick_arm(s, s->s_last);
 	}
 	flow_arm(&s->s_u2c);
-	if (s->s_conf->lc_proxy == PROXYHDR_OFF) {
-		flow_arm(&s->s_c2u);
-		return;
-	}
-	if (session_proxyhdr(s) == 0)
-		flow_pump(&s->s_c2u);	/* the rest, or a FIN seen early */
+	session_first(s);
 }
 
 static const char *
@@ -637,15 +665,12 @@ session_close(struct session *s, enum metrics_end why, const char *fmt, ...)
 	va_list			 ap;
 	uint64_t		 bup = 0, bdown = 0, usecs;
 	int			 relayed = s->s_state == SESSION_RELAYING;
+	int			 pri = relayed ? LOG_INFO : LOG_WARNING;
 	int			 abort = why == METRICS_END_CLIENT_RESET ||
 				    why == METRICS_END_UPSTREAM_RESET ||
 				    why == METRICS_END_ERROR;
 
 	assert(s->s_state != SESSION_CLOSED);
-	va_start(ap, fmt);
-	vsnprintf(reason, sizeof(reason), fmt, ap);
-	va_end(ap);
-
 	if (relayed) {
 		flow_count(&s->s_c2u);
 		flow_count(&s->s_u2c);
@@ -653,29 +678,36 @@ session_close(struct session *s, enum metrics_end why, const char *fmt, ...)
 		flow_clear(&s->s_u2c);
 		if (s->s_ticking)
 			event_del(&s->s_timer);
-		addr_format((struct sockaddr *)&s->s_upaddr, up, sizeof(up));
 		bup = s->s_c2u.f_counted;
 		bdown = s->s_u2c.f_counted;
-	} else {
+	} else
 		upstream_attempt_cancel(&s->s_attempt);
-		strcpy(up, "-");
-	}
 	s->s_state = SESSION_CLOSED;
 	session_closefd(s->s_cfd, abort);
 	session_closefd(s->s_ufd, abort);
 
 	usecs = session_age(s);
 	metrics_ended(s->s_metrics, why, usecs);
-	log_at(relayed ? LOG_INFO : LOG_WARNING, "listen %s: session %016llx "
-	    "%s -> %s ended after %llu.%03llus, %llu bytes up, %llu bytes "
-	    "down: %s", s->s_conf->lc_name, (unsigned long long)s->s_id,
-	    addr_format((struct sockaddr *)&s->s_client, client,
-	    sizeof(client)), up, (unsigned long long)(usecs / 1000000),
-	    (unsigned long long)(usecs / 1000 % 1000), (unsigned long long)bup,
-	    (unsigned long long)bdown, reason);
+	if (log_enabled(pri)) {		/* most sessions end unlogged */
+		va_start(ap, fmt);
+		vsnprintf(reason, sizeof(reason), fmt, ap);
+		va_end(ap);
+		if (relayed)
+			addr_format((struct sockaddr *)&s->s_upaddr, up,
+			    sizeof(up));
+		else
+			strcpy(up, "-");
+		log_at(pri, "listen %s: session %016llx %s -> %s ended after "
+		    "%llu.%03llus, %llu bytes up, %llu bytes down: %s",
+		    s->s_conf->lc_name, (unsigned long long)s->s_id,
+		    addr_format((struct sockaddr *)&s->s_client, client,
+		    sizeof(client)), up, (unsigned long long)(usecs / 1000000),
+		    (unsigned long long)(usecs / 1000 % 1000),
+		    (unsigned long long)bup, (unsigned long long)bdown, reason);
+	}
 
 	LIST_REMOVE(s, s_entry);
 	conf_listen_unref(s->s_conf);
-	h->sh_ended(h, s, relayed);
+	h->sh_ended(h, s->s_listener, &s->s_client, s->s_source_held, relayed);
 	free(s);
 }

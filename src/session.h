@@ -33,6 +33,7 @@ struct admit_gate;
 struct metrics_slot;
 struct listen_conf;
 struct listener;
+struct listener_client;
 struct session;
 
 LIST_HEAD(sessions, session);
@@ -48,9 +49,14 @@ struct session_home {
 	struct admit_gate	*sh_gate;	/* paused when out of fds */
 	int			 sh_splice;	/* bulk directions may splice */
 	struct sessions		 sh_sessions;	/* open ones */
-	/* A session ended (s is still there); relayed: it reached an upstream. */
+	/*
+	 * A session of listener l, for client peer, has ended (or never
+	 * began); relayed: it reached an upstream.
+	 */
 	void			(*sh_ended)(struct session_home *,
-				    struct session *, int relayed);
+				    struct listener *l,
+				    const struct sockaddr_in6 *peer,
+				    int source_held, int relayed);
 };
 
 struct flow {
@@ -90,6 +96,7 @@ struct session {
 	int			 s_cfd;
 	int			 s_ufd;		/* -1 until connected */
 	struct sockaddr_in6	 s_client;
+	const struct sockaddr_in6 *s_local;	/* NULL: getsockname() */
 	struct sockaddr_in	 s_upaddr;	/* connected to */
 	struct timespec		 s_start;
 	int64_t			 s_last;	/* last byte, monotonic ns */
@@ -111,7 +118,7 @@ struct session {
 void	session_ids_init(void);
 void	session_start(struct session_home *, struct listener *,
 	    struct listen_conf *, struct metrics_slot *, size_t first_upstream,
-	    int fd, const struct sockaddr_in6 *, int source_held);
+	    const struct listener_client *);
 void	session_report(const struct session *);
 void	session_close(struct session *, enum metrics_end, const char *, ...)
 	    __attribute__((format(printf, 3, 4)));

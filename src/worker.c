@@ -36,8 +36,8 @@
 static void	worker_drained(evutil_socket_t, short, void *);
 static void	worker_mail(evutil_socket_t, short, void *);
 static void	worker_rearm(void *);
-static void	worker_session_ended(struct session_home *, struct session *,
-		    int);
+static void	worker_session_ended(struct session_home *, struct listener *,
+		    const struct sockaddr_in6 *, int, int);
 static void	worker_stop(struct worker *);
 static void	worker_close_listeners(struct worker *);
 static void	worker_halt(struct worker *);
@@ -136,8 +136,8 @@ worker_free(struct worker *w)
 }
 
 static void
-worker_accepted(void *arg, struct listener *l, int fd,
-    const struct sockaddr_in6 *peer, int source_held)
+worker_accepted(void *arg, struct listener *l,
+    const struct listener_client *c)
 {
 	struct worker	*w = arg;
 
@@ -149,7 +149,7 @@ worker_accepted(void *arg, struct listener *l, int fd,
 		worker_close_listeners(w);
 	}
 	session_start(&w->w_home, l, l->l_conf, l->l_metrics,
-	    listener_first_upstream(l), fd, peer, source_held);
+	    listener_first_upstream(l), c);
 }
 
 /* Before the thread starts: l accepts in this worker. */
@@ -350,7 +350,8 @@ worker_rearm(void *arg)
 
 /* The home's callback: a session has ended (or never started). */
 static void
-worker_session_ended(struct session_home *h, struct session *s, int relayed)
+worker_session_ended(struct session_home *h, struct listener *l,
+    const struct sockaddr_in6 *peer, int source_held, int relayed)
 {
 	struct worker	*w = (struct worker *)((char *)h -
 			    offsetof(struct worker, w_home));
@@ -358,7 +359,7 @@ worker_session_ended(struct session_home *h, struct session *s, int relayed)
 	w->w_nsessions--;
 	if (w->w_once && !relayed)
 		w->w_once_failed = 1;
-	listener_session_ended(s->s_listener, &s->s_client, s->s_source_held);
+	listener_session_ended(l, peer, source_held);
 	if (w->w_stopping) {
 		if (w->w_nsessions == 0)
 			event_base_loopexit(w->w_base, NULL);

@@ -9,6 +9,7 @@ RELAY64_INTEGRATION_TESTS = \
 	tests/t_cli.py \
 	tests/t_conf_errors.py \
 	tests/t_relay_bytes.py \
+	tests/t_edges.py \
 	tests/t_concurrent.py \
 	tests/t_halfclose.py \
 	tests/t_upstream_fail.py \

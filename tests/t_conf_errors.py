@@ -264,7 +264,7 @@ listen two {
     v6only = false
     upstream = "127.0.0.1:81"
 }
-""", "::ffff:127.0.0.1", [re.escape("listen two: bind 127.0.0.1:8067 overlaps [::]:8067 of listen one (line 2)"),
+""", "::ffff:127.0.0.1", [re.escape("listen two: bind [::ffff:127.0.0.1]:8067 overlaps [::]:8067 of listen one (line 2)"),
                           "IPv4"]),
     ("::ffff:0.0.0.0 and an IPv4-mapped address on one port", """\
 listen one {
@@ -277,7 +277,7 @@ listen two {
     v6only = false
     upstream = "127.0.0.1:81"
 }
-""", "::ffff:127.0.0.1", [re.escape("listen two: bind 127.0.0.1:8068 overlaps 0.0.0.0:8068 of listen one (line 2)")]),
+""", "::ffff:127.0.0.1", [re.escape("listen two: bind [::ffff:127.0.0.1]:8068 overlaps [::ffff:0.0.0.0]:8068 of listen one (line 2)")]),
     ("the same address twice, v6only differing", """\
 listen one {
     bind = "[::1]:8069"
@@ -825,7 +825,7 @@ listen v4one {
     upstream = "127.0.0.1:80"
 }
 """ % (port, port), listeners=["v6all"])
-    r.wait_log(r"^relay64: listen v4one: listening on 127\.0\.0\.1:%d," % port,
+    r.wait_log(r"^relay64: listen v4one: listening on \[::ffff:127\.0\.0\.1\]:%d," % port,
                what="the IPv4-mapped listener next to a v6only [::] on one port")
 
 

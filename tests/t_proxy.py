@@ -144,6 +144,27 @@ def case_v1_dualstack_ipv4():
     expect_eq(dst, "127.0.0.1:%d" % rport, "v1 destination (unmapped)")
 
 
+MAPPED = """
+listen mapped {
+    bind = "[::ffff:127.0.0.1]:0"
+    v6only = false
+    upstream = "%s"
+    proxy-protocol = v2
+}
+"""
+
+
+def case_v2_destination_of_each_bind():
+    "v2 destination for each kind of bind: a wildcard (asked of the socket), an IPv4-mapped one (the listener's own, unmapped)"
+    (src, dst, _), caddr, rport, r = through_haproxy(config=DUAL % "v2", listener="dual")
+    expect_eq(src, "::1:%d" % caddr[1], "wildcard bind, IPv6 client: v2 source")
+    expect_eq(dst, "::1:%d" % rport, "wildcard bind, IPv6 client: v2 destination = ::1")
+    (src, dst, _), caddr, rport, r = through_haproxy(
+        config=MAPPED, client_host="127.0.0.1", client_src="127.0.0.6", listener="mapped")
+    expect_eq(src, "127.0.0.6:%d" % caddr[1], "mapped bind: v2 source (unmapped)")
+    expect_eq(dst, "127.0.0.1:%d" % rport, "mapped bind: v2 destination (unmapped)")
+
+
 def case_v2_tlvs():
     "v2 TLVs: haproxy accepts the CRC32C and reads the unique id the session's log line shows"
     conf = """
@@ -256,5 +277,6 @@ def case_config_errors():
     expect_match(r"proxy-protocol v2", out, "-t shows the PROXY setting")
 
 
-main([case_config_errors, case_v2_ipv6, case_v1_ipv6, case_v2_dualstack_ipv4, case_v1_dualstack_ipv4, case_v2_tlvs,
+main([case_config_errors, case_v2_ipv6, case_v1_ipv6, case_v2_dualstack_ipv4, case_v1_dualstack_ipv4,
+      case_v2_destination_of_each_bind, case_v2_tlvs,
       case_v1_header_first_upstream_speaks_first, case_header_then_waiting_bytes])

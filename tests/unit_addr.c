@@ -71,6 +71,38 @@ test_listen(void)
 	}
 }
 
+/* A bind prints as it is written, an IPv4-mapped one too; addr_format() unmaps. */
+static void
+test_format_bind(void)
+{
+	static const struct {
+		const char	*in, *bind, *plain;
+	} cases[] = {
+		{ "[::]:2000", "[::]:2000", "[::]:2000" },
+		{ "[::1]:0", "[::1]:0", "[::1]:0" },
+		{ "[2001:DB8::1]:80", "[2001:db8::1]:80", "[2001:db8::1]:80" },
+		{ "[::ffff:127.0.0.1]:80", "[::ffff:127.0.0.1]:80",
+		    "127.0.0.1:80" },
+		{ "[::ffff:0.0.0.0]:7", "[::ffff:0.0.0.0]:7", "0.0.0.0:7" },
+	};
+	struct sockaddr_in6	 sin6;
+	char			 buf[ADDR_STRLEN];
+	const char		*err;
+	size_t			 i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		err = addr_parse_listen(cases[i].in, &sin6);
+		CHECK_STR(err, NULL, "listen \"%s\"", cases[i].in);
+		CHECK_STR(addr_format_bind(&sin6, buf, sizeof(buf)),
+		    cases[i].bind, "bind form of \"%s\"", cases[i].in);
+		CHECK_STR(fmt((struct sockaddr *)&sin6), cases[i].plain,
+		    "plain form of \"%s\"", cases[i].in);
+		/* and the bind form parses back to the same address */
+		CHECK_STR(listen_rt(buf, &err), cases[i].plain,
+		    "\"%s\" parsed back", buf);
+	}
+}
+
 static void
 test_listen_overlong(void)
 {
@@ -598,6 +630,7 @@ main(void)
 {
 	test_listen();
 	test_listen_overlong();
+	test_format_bind();
 	test_upstream();
 	test_hostname();
 	test_port();

@@ -181,6 +181,28 @@ conf_v_owner(cfg_t *cfg, cfg_opt_t *opt)
 	return -1;
 }
 
+/*
+ * The entry of a validator's table for opt: entries of size bytes, each
+ * starting with its path.  A key registered without an entry is a bug.
+ */
+static const void *
+conf_entry(cfg_t *cfg, cfg_opt_t *opt, const void *table, size_t n,
+    size_t size)
+{
+	const char	*e = table;
+	char		 path[64];
+	size_t		 i;
+
+	conf_opt_path(cfg, opt, path, sizeof(path));
+	for (i = 0; i < n; i++, e += size)
+		if (strcmp(*(const char *const *)(const void *)e, path) == 0)
+			return e;
+	fatalx("conf: no check for %s", path);
+}
+
+#define CONF_ENTRY(cfg, opt, table)					\
+	conf_entry((cfg), (opt), (table), CONF_NITEMS(table), sizeof((table)[0]))
+
 /* Booleans: nothing to check but where they are set. */
 static int
 conf_v_bool(cfg_t *cfg, cfg_opt_t *opt)
@@ -191,19 +213,12 @@ conf_v_bool(cfg_t *cfg, cfg_opt_t *opt)
 static int
 conf_v_range(cfg_t *cfg, cfg_opt_t *opt)
 {
-	const struct conf_range	*r = NULL;
-	char			 path[64];
+	const struct conf_range	*r;
 	long			 v = cfg_opt_getnint(opt, cfg_opt_size(opt) - 1);
-	size_t			 i;
 
 	if (conf_v_owner(cfg, opt) == -1)
 		return -1;
-	conf_opt_path(cfg, opt, path, sizeof(path));
-	for (i = 0; i < CONF_NITEMS(conf_ranges) && r == NULL; i++)
-		if (strcmp(conf_ranges[i].path, path) == 0)
-			r = &conf_ranges[i];
-	if (r == NULL)
-		fatalx("conf: no range for %s", path);
+	r = CONF_ENTRY(cfg, opt, conf_ranges);
 	if (v < r->lo || v > r->hi) {
 		cfg_error(cfg, "%s = %ld: out of range (%ld-%ld)",
 		    cfg_opt_name(opt), v, r->lo, r->hi);
@@ -234,19 +249,13 @@ conf_word_in(const char *list, const char *v, int nocase)
 static int
 conf_v_word(cfg_t *cfg, cfg_opt_t *opt)
 {
-	const struct conf_words	*w = NULL;
+	const struct conf_words	*w;
 	const char		*v = cfg_opt_getnstr(opt, 0);
-	char			 path[64], esc[CONF_ERRLEN];
-	size_t			 i;
+	char			 esc[CONF_ERRLEN];
 
 	if (conf_v_owner(cfg, opt) == -1)
 		return -1;
-	conf_opt_path(cfg, opt, path, sizeof(path));
-	for (i = 0; i < CONF_NITEMS(conf_words) && w == NULL; i++)
-		if (strcmp(conf_words[i].path, path) == 0)
-			w = &conf_words[i];
-	if (w == NULL)
-		fatalx("conf: no words for %s", path);
+	w = CONF_ENTRY(cfg, opt, conf_words);
 	if (v == NULL || !conf_word_in(w->words, v, w->nocase)) {
 		cfg_error(cfg, "%s \"%s\": not one of %s", cfg_opt_name(opt),
 		    conf_esc(v ? v : "", esc, sizeof(esc)), w->words);

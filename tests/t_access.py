@@ -6,7 +6,6 @@ with a count of the rest; max-per-source exact across workers, an IPv4 client co
 under its /32."""
 
 import re
-import socket
 import time
 
 from relaytest import *
@@ -24,42 +23,18 @@ listen acl {
 """ % (workers, v6only, upstream, extra)
 
 
-def _refused_now(port, host="::1", family=socket.AF_INET6):
-    """Connect and see what happens: "refused" when the relay closes the client with
-    no byte, "served" when the upstream's banner arrives."""
-    s = socket.socket(family, socket.SOCK_STREAM)
-    track(s)
-    s.settimeout(bound(10))
-    try:
-        # the relay's reset may come before connect() returns
-        s.connect((host, port))
-        data = s.recv(100)
-    except ConnectionResetError:
-        data = b""
-    s.close()
-    return "served" if data else "refused"
-
-
 def case_allow_deny():
     "allow and deny, IPv6 and IPv4: refused clients are closed with no byte, never reach the upstream, and are logged with the rule"
     be = Backend(banner_echo(b"HELLO\r\n"))
     r = Relay(config=_conf(be.addr, '    allow = { "::1/128", "127.0.0.0/8" }\n'
                                    '    deny = { "127.0.0.2", "2001:db8::/32" }\n', v6only="false"))
     port = r.port("acl")
-    expect_eq(_refused_now(port), "served", "::1 (in allow)")
-    expect_eq(_refused_now(port, "127.0.0.1", socket.AF_INET), "served",
+    expect_eq(served_or_refused(port), "served", "::1 (in allow)")
+    expect_eq(served_or_refused(port, "127.0.0.1"), "served",
               "127.0.0.1 on the dual-stack listener (allowed as IPv4 by 127.0.0.0/8)")
     served = be.count()
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    track(s)
-    s.bind(("127.0.0.2", 0))
-    s.settimeout(bound(10))
-    try:
-        s.connect(("127.0.0.1", port))
-        got = s.recv(100)
-    except ConnectionResetError:
-        got = b""
-    expect_eq(got, b"", "127.0.0.2 (denied): bytes it received")
+    expect_eq(served_or_refused(port, "127.0.0.1", source="127.0.0.2"), "refused",
+              "127.0.0.2 (denied): closed without a byte")
     m = r.wait_log(r"^relay64: listen acl: refused 127\.0\.0\.2:\d+: deny 127\.0\.0\.2/32$", what="the deny line")
     expect_eq(be.count(), served, "upstream connections for the refused client")
     r.check_fds("after a refused client")
@@ -70,8 +45,8 @@ def case_not_in_allow():
     be = Backend(banner_echo(b"HELLO\r\n"))
     r = Relay(config=_conf(be.addr, '    allow = { "127.0.0.1" }\n', v6only="false"))
     port = r.port("acl")
-    expect_eq(_refused_now(port, "127.0.0.1", socket.AF_INET), "served", "127.0.0.1 (allowed)")
-    expect_eq(_refused_now(port), "refused", "::1 (not in allow)")
+    expect_eq(served_or_refused(port, "127.0.0.1"), "served", "127.0.0.1 (allowed)")
+    expect_eq(served_or_refused(port), "refused", "::1 (not in allow)")
     r.wait_log(r"^relay64: listen acl: refused \[::1\]:\d+: not in allow$", what="the refusal line")
     expect_eq(be.count(), 1, "upstream connections")
 
@@ -83,10 +58,10 @@ def case_refusals_rate_limited():
     port = r.port("acl")
     t0 = time.monotonic()
     for _ in range(60):
-        expect_eq(_refused_now(port), "refused", "a denied client")
+        expect_eq(served_or_refused(port), "refused", "a denied client")
     took = time.monotonic() - t0
     wait_until(lambda: False, 1.2)
-    expect_eq(_refused_now(port), "refused", "one more, a second later")
+    expect_eq(served_or_refused(port), "refused", "one more, a second later")
     def tally():
         lines = re.findall(r"^relay64: listen acl: refused \[::1\]:\d+: deny ::1/128(?: \((\d+) more refused "
                            r"since the last line\))?$", r.log_text(), re.M)
@@ -112,7 +87,7 @@ def case_max_per_source():
         expect_eq(s.recv(7), b"HELLO\r\n", "session %d from ::1" % (i + 1))
         held.append(s)
     for i in range(10):
-        expect_eq(_refused_now(port), "refused", "a third session from ::1 (try %d)" % (i + 1))
+        expect_eq(served_or_refused(port), "refused", "a third session from ::1 (try %d)" % (i + 1))
     r.wait_log(r"^relay64: listen acl: refused \[::1\]:\d+: max-per-source 2 sessions from its /64 open already",
                what="the per-source line")
     v4 = []
@@ -120,10 +95,10 @@ def case_max_per_source():
         s = connect4(port)
         expect_eq(s.recv(7), b"HELLO\r\n", "session %d from 127.0.0.1 (its own /32)" % (i + 1))
         v4.append(s)
-    expect_eq(_refused_now(port, "127.0.0.1", socket.AF_INET), "refused", "a third from 127.0.0.1")
+    expect_eq(served_or_refused(port, "127.0.0.1"), "refused", "a third from 127.0.0.1")
     held.pop().close()
     wait_until(lambda: len([x for x in r.sessions() if x.client.startswith("[::1]")]) >= 1, bound(10))
-    expect_eq(_refused_now(port), "served", "a session from ::1 once one of its two ended")
+    expect_eq(served_or_refused(port), "served", "a session from ::1 once one of its two ended")
     for s in held + v4:
         s.close()
     r.check_fds("after the per-source limit")

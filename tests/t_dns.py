@@ -193,9 +193,8 @@ def config(upstreams, name="web", extra="", head=""):
 
 def session_ok(r, be, n, what, listener="web", up=1500, down=2500, seed=0):
     """One session through the relay reaches be (its n-th connection); bytes check."""
-    client, cport = exchange(r.port(listener), up, seed=seed or n, rx_limit=down)
-    upstream = be.wait_conns(n).wait()
-    verify_exchange(what, client, upstream, up, down)
+    _, cport = checked_exchange(what, r.port(listener), be, up, down, seed=seed or n)
+    expect_eq(be.count(), n, "%s: connections the upstream has seen" % what)
     return r.check_session(what, cport, up, down)
 
 

@@ -55,7 +55,7 @@ __all__ = [
     "connect6", "connect4", "track", "exchange", "sized_exchange", "verify_exchange", "refused",
     "wait_closed", "wait_until", "wait_stall",
     "RefusedPort", "FullBacklog",
-    "Relay", "run_relay", "tmpdir", "write_file", "listen_line_re", "NotifySocket",
+    "Relay", "run_relay", "checked_exchange", "served_or_refused", "tmpdir", "write_file", "listen_line_re", "NotifySocket",
     "MiB", "KiB", "main",
 ]
 
@@ -698,6 +698,34 @@ def verify_exchange(what, client, upstream, up_size, down_size):
     expect_eq(client.rx_sha, upstream.tx_sha, "%s: SHA-256 upstream->client" % what)
     expect_eq(client.rx_end, "eof", "%s: client read ends with EOF" % what)
     expect_eq(upstream.rx_end, "eof", "%s: upstream read ends with EOF" % what)
+
+
+def checked_exchange(what, port, backend, up_size, down_size, seed=1, **kw):
+    """exchange() with the relay, then verify_exchange() against the backend's
+    next connection (one accepted after this call began). Returns (DuplexResult,
+    client port)."""
+    before = backend.count()
+    client, cport = exchange(port, up_size, seed=seed, rx_limit=down_size, **kw)
+    verify_exchange(what, client, backend.wait_conns(before + 1).wait(), up_size, down_size)
+    return client, cport
+
+
+def served_or_refused(port, host="::1", source=None, timeout=None):
+    """Connect and see what happens: "served" when the first bytes of the upstream's
+    banner arrive, "refused" when the relay closes or resets the client without a
+    byte (its reset may come before connect() returns)."""
+    s = track(socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET,
+                            socket.SOCK_STREAM))
+    if source is not None:
+        s.bind((source, 0))
+    s.settimeout(bound(10) if timeout is None else timeout)
+    try:
+        s.connect((host, port))
+        data = s.recv(100)
+    except ConnectionResetError:
+        data = b""
+    s.close()
+    return "served" if data else "refused"
 
 
 def wait_closed(sock, timeout=None, drain=True):

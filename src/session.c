@@ -202,10 +202,12 @@ session_proxyhdr(struct session *s, char *buf, int *rc)
 		n = proxyhdr_v1((struct sockaddr *)&s->s_client,
 		    (struct sockaddr *)&local, buf, PROXYHDR_MAX);
 	else {
-		snprintf(id, sizeof(id), "%016llx", (unsigned long long)s->s_id);
 		tlvs.pt_mask = lc->lc_proxy_tlvs;
 		tlvs.pt_unique_id = id;
-		tlvs.pt_unique_id_len = strlen(id);
+		tlvs.pt_unique_id_len = 0;
+		if (tlvs.pt_mask & PROXYHDR_TLV_UNIQUE_ID)
+			tlvs.pt_unique_id_len = (size_t)snprintf(id, sizeof(id),
+			    "%016llx", (unsigned long long)s->s_id);
 		n = proxyhdr_v2((struct sockaddr *)&s->s_client,
 		    (struct sockaddr *)&local, &tlvs, (uint8_t *)buf,
 		    PROXYHDR_MAX);

@@ -298,8 +298,8 @@ upstream_attempt_try(struct upstream_attempt *ua)
 	    lc->lc_has_source ? &lc->lc_source : NULL, &ua->ua_fd);
 	if (err == 0) {
 		tv = upstream_tv(ua->ua_deadline - upstream_now());
-		event_assign(&ua->ua_ev, ua->ua_base, ua->ua_fd, EV_WRITE,
-		    upstream_connected, ua);
+		event_assign(&ua->ua_ev, ua->ua_base, ua->ua_fd,
+		    EV_READ | EV_WRITE, upstream_connected, ua);
 		event_add(&ua->ua_ev, &tv);
 		return 1;
 	}
@@ -358,6 +358,13 @@ upstream_retry(evutil_socket_t fd, short what, void *arg)
 		upstream_attempt_next(ua);
 }
 
+/*
+ * The connect's outcome.  The event asks for both directions: a connect
+ * that failed reports an error, which the loop hands on as readable and
+ * writable; one that succeeded is writable only, unless the upstream
+ * already sent something (a banner, a FIN), when SO_ERROR has to tell.
+ * So the common case, writable alone, costs no getsockopt().
+ */
 static void
 upstream_connected(evutil_socket_t fd, short what, void *arg)
 {
@@ -367,7 +374,8 @@ upstream_connected(evutil_socket_t fd, short what, void *arg)
 
 	if (what & EV_TIMEOUT)
 		err = ETIMEDOUT;
-	else if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1)
+	else if ((what & EV_READ) &&
+	    getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1)
 		err = errno;
 	if (err == 0) {
 		upstream_attempt_end(ua, fd, 0, NULL);

@@ -702,8 +702,8 @@ def verify_exchange(what, client, upstream, up_size, down_size):
 
 def checked_exchange(what, port, backend, up_size, down_size, seed=1, **kw):
     """exchange() with the relay, then verify_exchange() against the backend's
-    next connection (one accepted after this call began). Returns (DuplexResult,
-    client port)."""
+    next connection (the first accepted after this call began: no other client
+    may be under way). Returns (DuplexResult, client port)."""
     before = backend.count()
     client, cport = exchange(port, up_size, seed=seed, rx_limit=down_size, **kw)
     verify_exchange(what, client, backend.wait_conns(before + 1).wait(), up_size, down_size)

@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
 """What arrives while the relay is not looking is relayed all the same.
 
-relay64 watches each socket edge-triggered: a socket says once that bytes
-arrived, so the relay must read all they brought.  Each case stops the relay
-(SIGSTOP), lets bytes pile up in one of its sockets until the kernel shows them
-queued there (/proc/net/tcp*: the receive queue, and CLOSE_WAIT once a FIN is
-in), then lets it run (SIGCONT): everything must come out the other side,
-checksummed, without the peer sending anything more.  Each case runs with
-splice on and off."""
+Each case stops the relay (SIGSTOP), lets bytes pile up in one of its sockets
+until the kernel shows them queued there (/proc/net/tcp*: the receive queue,
+and CLOSE_WAIT once a FIN is in), then lets it run (SIGCONT): everything must
+come out the other side, checksummed, without the peer sending anything more.
+A relay that took a short read for a drained socket (as an edge-triggered
+reader may: a FIN behind the bytes, the bytes after a TCP urgent mark, a splice
+cut short by the pipe's slots) would stall here; the cases were written for
+such a design, which relay64 tried and dropped (PERFORMANCE.md).  Each case
+runs with splice on and off."""
 
 import hashlib
 import os

@@ -301,6 +301,16 @@ addr_v4any(const struct in6_addr *a)
 	return IN6_IS_ADDR_V4MAPPED(a) && memcmp(&a->s6_addr[12], zero, 4) == 0;
 }
 
+/*
+ * Is a wildcard bind address, [::] or [::ffff:0.0.0.0]: one whose clients
+ * each connected to an address of their own?
+ */
+int
+addr_is_wildcard(const struct in6_addr *a)
+{
+	return IN6_IS_ADDR_UNSPECIFIED(a) || addr_v4any(a);
+}
+
 /* Link-local addresses are bound on one interface, named by the zone. */
 static int
 addr_zoned(const struct in6_addr *a)

@@ -53,6 +53,7 @@ const char	*addr_parse_ipv4(const char *, struct sockaddr_in *);
 const char	*addr_parse_local(const char *, struct sockaddr_storage *,
 		    socklen_t *);
 const char	*addr_takes(const struct sockaddr_in6 *, int v6only);
+int		 addr_is_wildcard(const struct in6_addr *);
 int		 addr_is_hostname(const char *);
 const char	*addr_parse_cidr(const char *, struct addr_cidr *);
 

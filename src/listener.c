@@ -393,8 +393,8 @@ listener_accept(evutil_socket_t fd, short what, void *arg)
 
 	(void)what;
 	/* A specific address is the local one of every client: no getsockname. */
-	c.lcl_local = IN6_IS_ADDR_UNSPECIFIED(&l->l_group->g_addr.sin6_addr) ?
-	    NULL : &l->l_group->g_addr;
+	c.lcl_local = addr_is_wildcard(&l->l_group->g_addr.sin6_addr) ? NULL :
+	    &l->l_group->g_addr;
 	for (i = 0; i < LISTENER_BURST && l->l_fd != -1 &&
 	    admit_take(l->l_gate, count); i++) {
 		len = sizeof(c.lcl_peer);

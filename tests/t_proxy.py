@@ -154,8 +154,18 @@ listen mapped {
 """
 
 
+V4ANY = """
+listen v4any {
+    bind = "[::ffff:0.0.0.0]:0"
+    v6only = false
+    upstream = "%s"
+    proxy-protocol = v2
+}
+"""
+
+
 def case_v2_destination_of_each_bind():
-    "v2 destination for each kind of bind: a wildcard (asked of the socket), an IPv4-mapped one (the listener's own, unmapped)"
+    "v2 destination for each kind of bind: the wildcards [::] and [::ffff:0.0.0.0] (asked of the socket), an IPv4-mapped one (the listener's own, unmapped)"
     (src, dst, _), caddr, rport, r = through_haproxy(config=DUAL % "v2", listener="dual")
     expect_eq(src, "::1:%d" % caddr[1], "wildcard bind, IPv6 client: v2 source")
     expect_eq(dst, "::1:%d" % rport, "wildcard bind, IPv6 client: v2 destination = ::1")
@@ -163,6 +173,10 @@ def case_v2_destination_of_each_bind():
         config=MAPPED, client_host="127.0.0.1", client_src="127.0.0.6", listener="mapped")
     expect_eq(src, "127.0.0.6:%d" % caddr[1], "mapped bind: v2 source (unmapped)")
     expect_eq(dst, "127.0.0.1:%d" % rport, "mapped bind: v2 destination (unmapped)")
+    (src, dst, _), caddr, rport, r = through_haproxy(
+        config=V4ANY, client_host="127.0.0.7", client_src="127.0.0.6", listener="v4any")
+    expect_eq(src, "127.0.0.6:%d" % caddr[1], "[::ffff:0.0.0.0] bind: v2 source")
+    expect_eq(dst, "127.0.0.7:%d" % rport, "[::ffff:0.0.0.0] bind: v2 destination = the address connected to")
 
 
 def case_v2_tlvs():

@@ -92,6 +92,10 @@ test_format_bind(void)
 
 	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		err = addr_parse_listen(cases[i].in, &sin6);
+		CHECK(addr_is_wildcard(&sin6.sin6_addr) ==
+		    (strncmp(cases[i].in, "[::]", 4) == 0 ||
+		    strncmp(cases[i].in, "[::ffff:0.0.0.0]", 16) == 0),
+		    "\"%s\": wildcard or not", cases[i].in);
 		CHECK_STR(err, NULL, "listen \"%s\"", cases[i].in);
 		CHECK_STR(addr_format_bind(&sin6, buf, sizeof(buf)),
 		    cases[i].bind, "bind form of \"%s\"", cases[i].in);

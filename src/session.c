@@ -690,7 +690,7 @@ session_close(struct session *s, enum metrics_end why, const char *fmt, ...)
 
 	usecs = session_age(s);
 	metrics_ended(s->s_metrics, why, usecs);
-	if (log_enabled(pri)) {		/* most sessions end unlogged */
+	if (log_enabled(pri)) {	/* below log-level: nothing to format */
 		va_start(ap, fmt);
 		vsnprintf(reason, sizeof(reason), fmt, ap);
 		va_end(ap);

@@ -247,8 +247,7 @@ addr_format(const struct sockaddr *sa, char *buf, size_t len)
 		sin6 = (const struct sockaddr_in6 *)(const void *)sa;
 		if (addr_unmap(sin6, &sin))
 			return addr_format((struct sockaddr *)&sin, buf, len);
-		inet_ntop(AF_INET6, &sin6->sin6_addr, a, sizeof(a));
-		snprintf(buf, len, "[%s]:%u", a, ntohs(sin6->sin6_port));
+		return addr_format_bind(sin6, buf, len);
 	} else if (sa->sa_family == AF_INET) {
 		memcpy(&sin, sa, sizeof(sin));
 		inet_ntop(AF_INET, &sin.sin_addr, a, sizeof(a));

@@ -389,7 +389,7 @@ listener_accept(evutil_socket_t fd, short what, void *arg)
 	struct listener_client	 c;
 	enum admit_verdict	 verdict;
 	socklen_t		 len;
-	int			 i, s, err, rule, held;
+	int			 i, s, err, rule;
 
 	(void)what;
 	/* A specific address is the local one of every client: no getsockname. */
@@ -426,7 +426,7 @@ listener_accept(evutil_socket_t fd, short what, void *arg)
 			}
 		}
 		verdict = admit_client(l->l_conf, l->l_group->g_sources,
-		    &c.lcl_peer, &rule, &held);
+		    &c.lcl_peer, &rule, &c.lcl_source_held);
 		if (verdict != ADMIT_OK) {
 			listener_refuse(l, s, &c.lcl_peer, verdict, rule);
 			admit_give(l->l_gate, count);
@@ -434,7 +434,6 @@ listener_accept(evutil_socket_t fd, short what, void *arg)
 		}
 		l->l_nsessions++;
 		c.lcl_fd = s;
-		c.lcl_source_held = held;
 		/* The callback may close l (--once): look at l_fd again. */
 		l->l_accepted(l->l_arg, l, &c);
 	}
